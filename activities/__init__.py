@@ -1,0 +1,20 @@
+"""All I/O of the workflows: payments, notifications, read models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from activities.payments import PaymentActivities
+from activities.records import RecordActivities
+
+
+def build_activities(settings, sessionmaker) -> list[Callable]:
+    """Every activity, bound to its dependencies."""
+    payments = PaymentActivities(settings, sessionmaker)
+    records = RecordActivities(sessionmaker)
+    return [
+        payments.fund_campaign,
+        payments.release_funds,
+        payments.refund_funds,
+        records.record_campaign_change,
+    ]

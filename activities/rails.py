@@ -1,0 +1,204 @@
+"""Payment rails: where money actually moves (SPEC §2).
+
+A rail is called with the business idempotency key and must treat a repeated key as the
+same request, returning the first result. That is what makes a Temporal retry after a
+crash (rail call done, ledger not yet updated) safe. A card decline is `PaymentDeclined`;
+every other failure (network, 5xx, timeouts) is left as an ordinary exception so Temporal
+retries it with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Protocol
+
+import stripe
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from db.models import SandboxMovement
+
+
+class PaymentDeclined(Exception):
+    """The rail definitively refused the payment (card declined): retrying cannot help."""
+
+
+class MissingPayoutAccount(Exception):
+    """A transfer's party has no connected account yet. Ordinary (retried) on purpose:
+    the transfer goes through once the party finishes onboarding."""
+
+
+class Rail(Protocol):
+    name: str
+
+    async def charge(
+        self, key: str, amount: int, currency: str, payment_method: str, description: str
+    ) -> str: ...
+
+    async def transfer(
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        destination_party_id: str,
+        destination_account: str | None,
+        transfer_group: str,
+    ) -> str: ...
+
+    async def refund(self, key: str, charge_reference: str, amount: int) -> str: ...
+
+
+def is_declined_test_method(payment_method: str) -> bool:
+    # Stripe's test names for declines all contain "chargeDeclined"
+    # (pm_card_visa_chargeDeclined, pm_card_chargeDeclinedInsufficientFunds...).
+    return "chargeDeclined" in payment_method
+
+
+class SandboxRail:
+    """The embedded rail: no network, its book is the `sandbox_movement` table.
+
+    The unique idempotency key plays the role of Stripe's idempotency: a repeated key
+    returns the stored reference and books nothing new, even under concurrent calls.
+    """
+
+    name = "sandbox"
+
+    def __init__(self, sessionmaker) -> None:
+        self.sessionmaker = sessionmaker
+
+    async def charge(
+        self, key: str, amount: int, currency: str, payment_method: str, description: str
+    ) -> str:
+        if is_declined_test_method(payment_method):
+            raise PaymentDeclined(f"Your card was declined ({payment_method}).")
+        return await self._book(key, "charge", "ch", amount, currency, None)
+
+    async def transfer(
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        destination_party_id: str,
+        destination_account: str | None,
+        transfer_group: str,
+    ) -> str:
+        counterparty = destination_account or destination_party_id
+        return await self._book(key, "transfer", "tr", amount, currency, counterparty)
+
+    async def refund(self, key: str, charge_reference: str, amount: int) -> str:
+        async with self.sessionmaker() as session:
+            query = select(SandboxMovement).where(SandboxMovement.reference == charge_reference)
+            charge = (await session.exec(query)).first()
+        if charge is None:
+            raise LookupError(f"sandbox has no charge {charge_reference}")
+        return await self._book(key, "refund", "re", amount, charge.currency, charge_reference)
+
+    async def _book(
+        self,
+        key: str,
+        kind: str,
+        prefix: str,
+        amount: int,
+        currency: str,
+        counterparty: str | None,
+    ) -> str:
+        # Deterministic from the key, so the reference is known before the row exists.
+        reference = f"sbx_{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:24]}"
+        async with self.sessionmaker() as session:
+            session.add(
+                SandboxMovement(
+                    idempotency_key=key,
+                    kind=kind,
+                    amount=amount,
+                    currency=currency,
+                    counterparty=counterparty,
+                    reference=reference,
+                )
+            )
+            try:
+                await session.commit()
+                return reference
+            except IntegrityError:
+                await session.rollback()
+            # The key was booked first by an earlier or concurrent call: answer as it did.
+            query = select(SandboxMovement.reference).where(SandboxMovement.idempotency_key == key)
+            return (await session.exec(query)).one()
+
+
+class StripeRail:
+    """Stripe through the official SDK's async (HTTPX) client.
+
+    Retries are Temporal's job (backoff, visible in history), so the SDK does not retry;
+    every POST carries the business key as `Idempotency-Key`, so Stripe dedupes Temporal's
+    retries for 24 h.
+    """
+
+    name = "stripe"
+
+    def __init__(self, api_key: str | None, api_base: str | None = None) -> None:
+        if not api_key:
+            raise ValueError("PARLEY_PAYMENTS=stripe needs STRIPE_API_KEY")
+        self.client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,
+            http_client=stripe.HTTPXClient(),
+            max_network_retries=0,
+        )
+
+    async def charge(
+        self, key: str, amount: int, currency: str, payment_method: str, description: str
+    ) -> str:
+        try:
+            intent = await self.client.v1.payment_intents.create_async(
+                {
+                    "amount": amount,
+                    "currency": currency,
+                    "payment_method": payment_method,
+                    # Card only, confirmed now: no redirect-based methods for a server charge.
+                    "payment_method_types": ["card"],
+                    "confirm": True,
+                    # In metadata rather than `description`, which localstripe rejects.
+                    "metadata": {"idempotency_key": key, "description": description},
+                },
+                {"idempotency_key": key},
+            )
+        except stripe.CardError as err:
+            raise PaymentDeclined(err.user_message or str(err)) from err
+        # `processing` is an asynchronous method still settling; the webhook confirms it.
+        if intent.status not in ("succeeded", "processing"):
+            raise PaymentDeclined(f"payment {intent.id} ended {intent.status}")
+        return intent.id
+
+    async def transfer(
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        destination_party_id: str,
+        destination_account: str | None,
+        transfer_group: str,
+    ) -> str:
+        if not destination_account:
+            raise MissingPayoutAccount(f"party {destination_party_id} has no Stripe account")
+        transfer = await self.client.v1.transfers.create_async(
+            {
+                "amount": amount,
+                "currency": currency,
+                "destination": destination_account,
+                "transfer_group": transfer_group,
+                "metadata": {"idempotency_key": key, "party_id": destination_party_id},
+            },
+            {"idempotency_key": key},
+        )
+        return transfer.id
+
+    async def refund(self, key: str, charge_reference: str, amount: int) -> str:
+        refund = await self.client.v1.refunds.create_async(
+            {
+                "payment_intent": charge_reference,
+                "amount": amount,
+                "metadata": {"idempotency_key": key},
+            },
+            {"idempotency_key": key},
+        )
+        return refund.id

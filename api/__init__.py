@@ -1,0 +1,1 @@
+"""The thin HTTP API: authenticates, validates, starts workflows and sends them Updates."""

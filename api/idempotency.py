@@ -1,0 +1,193 @@
+"""`Idempotency-Key` for every POST (SPEC §8).
+
+The first request with a key claims a row (unique per caller and key) before it runs; its
+response is stored and replayed byte for byte. The same key with another body → 422; while
+the first is still running → 409. A 5xx frees the key so the client can retry: every effect
+behind it is itself idempotent (Update ids and ledger keys derive from the same key).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import timedelta
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import problem_response
+from db.models import IdempotencyRecord, utcnow
+
+HEADER = "idempotency-key"
+# A claim older than this belongs to a request whose process died; it may be taken over.
+ABANDONED_AFTER = timedelta(minutes=2)
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+
+
+def request_fingerprint(method: str, path: str, query: bytes, headers: Headers, body: bytes) -> str:
+    content_type = headers.get("content-type", "")
+    # Multipart boundaries are random per send; a retry of the same upload must still match.
+    if match := _BOUNDARY.search(content_type):
+        body = body.replace(match.group(1).encode(), b"BOUNDARY")
+        content_type = content_type.replace(match.group(1), "BOUNDARY")
+    digest = hashlib.sha256()
+    for part in (method.encode(), path.encode(), query, content_type.encode(), body):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        key = headers.get(HEADER)
+        if key is None:
+            return await self.app(scope, receive, send)
+        path = scope["path"]
+        if not key.strip() or len(key) > 255:
+            response = problem_response(
+                422, "invalid_idempotency_key", "Idempotency-Key must be 1-255 characters", path
+            )
+            return await response(scope, receive, send)
+
+        body = await _read_body(receive)
+        caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        fingerprint = request_fingerprint(
+            scope["method"], path, scope.get("query_string", b""), headers, body
+        )
+        sessionmaker = scope["app"].state.sessionmaker
+
+        record_id, refusal = await _claim(sessionmaker, caller, key, fingerprint, path)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+
+        status = 500
+        content_type: str | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                content_type = Headers(raw=message.get("headers", [])).get("content-type")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_body(body, receive), capture)
+        finally:
+            async with sessionmaker() as session:
+                record = await session.get(IdempotencyRecord, record_id)
+                if record is not None:
+                    if status >= 500:
+                        await session.delete(record)
+                    else:
+                        record.in_flight = False
+                        record.status_code = status
+                        record.content_type = content_type
+                        record.response_body = b"".join(chunks)
+                        session.add(record)
+                    await session.commit()
+
+
+async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: str):
+    """Insert the claim row, or decide what the duplicate request gets instead."""
+    for _ in range(2):
+        async with sessionmaker() as session:
+            claim = IdempotencyRecord(scope=caller, key=key, request_hash=fingerprint)
+            session.add(claim)
+            try:
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+            else:
+                return claim.id, None
+            existing = (
+                await session.exec(
+                    select(IdempotencyRecord).where(
+                        IdempotencyRecord.scope == caller, IdempotencyRecord.key == key
+                    )
+                )
+            ).first()
+            if existing is None:  # freed by a failed first request in the meantime
+                continue
+            if existing.request_hash != fingerprint:
+                return None, problem_response(
+                    422,
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used with a different request",
+                    path,
+                )
+            if existing.in_flight:
+                created = existing.created_at
+                if created.tzinfo is None:  # SQLite hands back naive UTC
+                    created = created.replace(tzinfo=utcnow().tzinfo)
+                if utcnow() - created > ABANDONED_AFTER:
+                    await session.exec(
+                        delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id)
+                    )
+                    await session.commit()
+                    continue
+                return None, problem_response(
+                    409,
+                    "idempotency_in_flight",
+                    "A request with this Idempotency-Key is still being processed",
+                    path,
+                )
+            return None, _StoredResponse(existing)
+    return None, problem_response(
+        409, "idempotency_in_flight", "Idempotency-Key is contended; retry", path
+    )
+
+
+class _StoredResponse:
+    """Replays the first response exactly, marked as a replay."""
+
+    def __init__(self, record: IdempotencyRecord) -> None:
+        self.status = record.status_code or 200
+        self.body = record.response_body or b""
+        self.content_type = record.content_type
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            (b"idempotent-replayed", b"true"),
+        ]
+        if self.content_type:
+            headers.append((b"content-type", self.content_type.encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            parts.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(parts)
+        elif message["type"] == "http.disconnect":
+            return b"".join(parts)
+
+
+def _replay_body(body: bytes, downstream: Receive) -> Receive:
+    """Hands the already-read body to the app, then passes on the real disconnect."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await downstream()
+
+    return receive

@@ -1,0 +1,47 @@
+"""The FastAPI application: `uvicorn api.main:create_app --factory`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
+from api.routes import campaigns, health, notifications, parties, webhooks
+from config import Settings, connect_temporal, get_settings
+from db.engine import make_engine, make_sessionmaker
+
+
+def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
+    """Build the app; the engine and Temporal client live for the app's lifespan."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.db_url)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.temporal = temporal or await connect_temporal(settings, lazy=True)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Parley",
+        version="1.0.0",
+        description="Campaign escrow and dispute resolution for influencer marketing.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
+    app.include_router(health.router)
+    app.include_router(parties.router)
+    app.include_router(campaigns.router)
+    app.include_router(notifications.router)
+    app.include_router(webhooks.router)
+    return app

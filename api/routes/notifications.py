@@ -1,0 +1,64 @@
+"""The in-app inbox (SPEC §6): every state change and reminder addressed to the caller."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import select
+
+from api.auth import CurrentParty
+from api.deps import SessionDep
+from api.errors import ProblemError
+from api.pagination import Limit, decode_cursor, page
+from db.models import Notification, utcnow
+
+router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+
+
+def render(n: Notification) -> dict[str, Any]:
+    return {
+        "id": n.id,
+        "kind": n.kind,
+        "title": n.title,
+        "body": n.body,
+        "campaign_id": n.campaign_id,
+        "dispute_id": n.dispute_id,
+        "data": n.data,
+        "created_at": n.created_at,
+        "read_at": n.read_at,
+    }
+
+
+@router.get("")
+async def list_notifications(
+    principal: CurrentParty,
+    session: SessionDep,
+    unread: bool = False,
+    cursor: str | None = None,
+    limit: Limit = 50,
+) -> dict[str, Any]:
+    """Newest first; `?unread=true` for the unread ones."""
+    query = select(Notification).where(Notification.party_id == principal.id)
+    if unread:
+        query = query.where(Notification.read_at.is_(None))
+    if (position := decode_cursor(cursor)) is not None:
+        query = query.where(Notification.seq < position[0])
+    rows = (await session.exec(query.order_by(Notification.seq.desc()).limit(limit + 1))).all()
+    return page(rows, limit, lambda n: [n.seq], render)
+
+
+@router.post("/{notification_id}/read")
+async def mark_read(
+    notification_id: str, principal: CurrentParty, session: SessionDep
+) -> dict[str, Any]:
+    notification = (
+        await session.exec(select(Notification).where(Notification.id == notification_id))
+    ).first()
+    if notification is None or notification.party_id != principal.id:
+        raise ProblemError(404, "not_found", "No such notification")
+    if notification.read_at is None:  # reading twice keeps the first time
+        notification.read_at = utcnow()
+        session.add(notification)
+        await session.commit()
+    return render(notification)

@@ -1,0 +1,61 @@
+"""Sending Updates and queries, with workflow refusals mapped to problem+json."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+from fastapi import Request
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.auth import bearer_token
+from api.errors import ProblemError
+from domain.errors import HTTP_STATUS, Refusal
+
+
+def update_id(request: Request, action: str) -> str:
+    """With an Idempotency-Key, a retried request attaches to the same Update (deduped by
+    Temporal even if our idempotency record was lost); without one, every call is new."""
+    key = request.headers.get("idempotency-key")
+    if not key:
+        return f"{action}:{uuid.uuid4().hex}"
+    caller = hashlib.sha256((bearer_token(request) or "").encode()).hexdigest()[:16]
+    return f"{action}:{caller}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+
+
+def refusal_to_problem(error: ApplicationError) -> ProblemError:
+    try:
+        code = Refusal(error.type)
+    except ValueError:
+        return ProblemError(500, "internal_error", "The workflow failed unexpectedly")
+    return ProblemError(HTTP_STATUS[code], code.value, error.message)
+
+
+async def send_update(
+    client: Client, workflow_id: str, update: str, arg: Any, *, request: Request
+) -> dict[str, Any]:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.execute_update(
+            update, arg, id=update_id(request, update), result_type=dict
+        )
+    except WorkflowUpdateFailedError as err:
+        if isinstance(err.cause, ApplicationError):
+            raise refusal_to_problem(err.cause) from None
+        raise
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(409, "invalid_state", "this workflow has ended") from None
+        raise
+
+
+async def query_state(client: Client, workflow_id: str) -> dict[str, Any] | None:
+    try:
+        return await client.get_workflow_handle(workflow_id).query("state", result_type=dict)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise

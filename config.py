@@ -1,0 +1,78 @@
+"""Settings from the environment (PARLEY_*, STRIPE_*). Nothing is read at import time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    temporal_host: str = "127.0.0.1"
+    temporal_port: int = 7233
+    # Full address wins over host/port (Compose sets temporal:7233).
+    temporal_address: str | None = None
+    temporal_namespace: str = "default"
+    task_queue: str = "parley"
+    ui_port: int = 8233
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    admin_token: str | None = None
+    payments: Literal["sandbox", "stripe"] = "sandbox"
+    smtp_url: str | None = None
+    evidence_max_bytes: int = 10 * 1024 * 1024
+    # Overrides of the SPEC's default terms, e.g. PARLEY_DEFAULT_TERMS='{"review_window":"P7D"}'.
+    default_terms: dict[str, Any] = {}
+    worker_max_concurrent_activities: int = 100
+    worker_max_concurrent_workflow_tasks: int = 100
+
+    stripe_api_key: str | None = Field(
+        None, validation_alias=AliasChoices("STRIPE_API_KEY", "PARLEY_STRIPE_API_KEY")
+    )
+    stripe_api_base: str | None = Field(
+        None, validation_alias=AliasChoices("STRIPE_API_BASE", "PARLEY_STRIPE_API_BASE")
+    )
+    stripe_webhook_secret: str | None = Field(
+        None,
+        validation_alias=AliasChoices("STRIPE_WEBHOOK_SECRET", "PARLEY_STRIPE_WEBHOOK_SECRET"),
+    )
+
+    @property
+    def temporal_target(self) -> str:
+        return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
+
+    @property
+    def db_url(self) -> str:
+        """The configured database, or an SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'parley.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+async def connect_temporal(settings: Settings, *, lazy: bool = False):
+    """A Temporal client speaking pydantic models, as every workflow payload is one.
+
+    `lazy` defers the connection to the first call, so the API starts (and reports itself
+    not ready) while Temporal is down, and reconnects when it returns.
+    """
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    return await Client.connect(
+        settings.temporal_target,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        lazy=lazy,
+    )

@@ -1,0 +1,155 @@
+"""Tables. Table objects never cross a Temporal boundary: activities convert to domain models."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from domain.parties import Role
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts() -> Field:
+    return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
+
+
+class PartyBase(SQLModel):
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Field(sa_type=String(20))
+    email: str = Field(max_length=320)
+    webhook_url: str | None = Field(default=None, max_length=2000)
+    stripe_account: str | None = Field(default=None, max_length=255)
+
+
+class Party(PartyBase, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    # Only a hash of the API key is kept: a database leak does not leak credentials.
+    api_key_hash: str = Field(unique=True, index=True, max_length=64)
+    # Kept in clear because we must sign webhooks with it; shown to the party once.
+    webhook_secret: str | None = Field(default=None, max_length=100)
+    created_at: datetime = _ts()
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """One row per (caller, Idempotency-Key): the first request's fingerprint and response."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("scope", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=64)
+    key: str = Field(max_length=255)
+    request_hash: str = Field(max_length=64)
+    in_flight: bool = True
+    status_code: int | None = None
+    content_type: str | None = Field(default=None, max_length=255)
+    response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    created_at: datetime = _ts()
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One row per money movement, keyed by its business idempotency key.
+
+    Written `pending` before the rail call and `succeeded`/`failed` after it, so a crash in
+    between is found and finished by the retry with the same key.
+    """
+
+    __tablename__ = "ledger_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=255)
+    campaign_id: str = Field(index=True, max_length=40)
+    kind: str = Field(max_length=20)  # fund | release | refund
+    amount: int
+    platform_fee: int = 0
+    agency_commission: int = 0
+    currency: str = Field(max_length=3)
+    rail: str = Field(max_length=20)
+    state: str = Field(default="pending", max_length=20)  # pending | succeeded | failed
+    rail_reference: str | None = Field(default=None, max_length=255)
+    # A release with an agency is two transfers; this is the agency's (`{key}:agency`).
+    agency_reference: str | None = Field(default=None, max_length=255)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class SandboxMovement(SQLModel, table=True):
+    """The `sandbox` rail's own book: what a real processor would hold, keyed like Stripe's
+    idempotency keys, so a retried call returns the first result instead of moving twice."""
+
+    __tablename__ = "sandbox_movement"
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=255)
+    kind: str = Field(max_length=20)  # charge | transfer | refund
+    amount: int
+    currency: str = Field(max_length=3)
+    counterparty: str | None = Field(default=None, max_length=255)
+    reference: str = Field(max_length=64)
+    created_at: datetime = _ts()
+
+
+class CampaignRecord(SQLModel, table=True):
+    """Read model of a campaign for lists; the workflow's `state` query is authoritative."""
+
+    __tablename__ = "campaign_record"
+
+    id: str = Field(primary_key=True, max_length=40)
+    status: str = Field(index=True, max_length=30)
+    title: str = Field(max_length=200)
+    brand_id: str = Field(index=True, max_length=40)
+    creator_id: str = Field(index=True, max_length=40)
+    agency_id: str | None = Field(default=None, index=True, max_length=40)
+    # Change number of the snapshot; older writes (retries, reordering) never overwrite newer.
+    version: int = 0
+    snapshot: dict = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class TimelineEvent(SQLModel, table=True):
+    __tablename__ = "timeline_event"
+    __table_args__ = (UniqueConstraint("campaign_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=40)
+    seq: int
+    at: datetime = Field(sa_type=DateTime(timezone=True))
+    kind: str = Field(max_length=60)
+    actor: str | None = Field(default=None, max_length=40)
+    data: dict = Field(default_factory=dict, sa_type=JSON)
+
+
+class Notification(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("event_key", "party_id"),)
+
+    # Insertion order for stable newest-first paging (ids are random).
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=40)
+    # Business id of what caused it; with party_id it makes writing idempotent.
+    event_key: str = Field(max_length=120)
+    party_id: str = Field(index=True, max_length=40)
+    campaign_id: str | None = Field(default=None, index=True, max_length=40)
+    dispute_id: str | None = Field(default=None, max_length=40)
+    kind: str = Field(max_length=60)
+    title: str = Field(max_length=300)
+    body: str = Field(default="", sa_type=Text)
+    data: dict = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _ts()
+    read_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class StripeEvent(SQLModel, table=True):
+    """Stripe webhook events already handled (deliveries repeat)."""
+
+    __tablename__ = "stripe_event"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    received_at: datetime = _ts()

@@ -1,0 +1,1 @@
+"""Pure, deterministic domain code (importable inside the Temporal workflow sandbox)."""

@@ -1,0 +1,350 @@
+"""Campaign payloads and state (SPEC §3): what the workflow holds and the API returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from domain.contract import contract_hash, rfc3339
+from domain.errors import Refusal, refuse
+from domain.money import Escrow
+from domain.terms import Terms
+
+MAX_AMOUNT = 10**12  # minor units; far above any campaign, far below int64 overflow
+
+
+class CampaignStatus(StrEnum):
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"
+    AWAITING_FUNDING = "awaiting_funding"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    DECLINED = "declined"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    # Overlays on an active campaign, reported instead of `active` (SPEC §3).
+    DISPUTED = "disputed"
+    FROZEN = "frozen"
+
+
+ENDED = {
+    CampaignStatus.COMPLETED,
+    CampaignStatus.DECLINED,
+    CampaignStatus.EXPIRED,
+    CampaignStatus.CANCELLED,
+}
+
+
+class DeliverableStatus(StrEnum):
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    CHANGES_REQUESTED = "changes_requested"
+    APPROVED = "approved"
+    RELEASED = "released"
+    OVERDUE = "overdue"
+    REFUNDED = "refunded"
+    DISPUTED = "disputed"
+    SETTLED = "settled"
+
+
+FINAL = {DeliverableStatus.RELEASED, DeliverableStatus.REFUNDED, DeliverableStatus.SETTLED}
+# Deliverables whose money is still held and not promised to the creator.
+UNAPPROVED = {
+    DeliverableStatus.PENDING,
+    DeliverableStatus.SUBMITTED,
+    DeliverableStatus.CHANGES_REQUESTED,
+    DeliverableStatus.OVERDUE,
+}
+
+Side = Literal["brand", "creator"]
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        raise ValueError("timestamps must carry a timezone (RFC 3339)")
+    return value.astimezone(UTC) if value else None
+
+
+# --- requests -----------------------------------------------------------------------------
+
+
+class DeliverableSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=5000)
+    amount: int = Field(gt=0, le=MAX_AMOUNT)
+    due_at: datetime | None = None
+
+    _due_aware = field_validator("due_at")(classmethod(lambda cls, v: _aware(v)))
+
+    def contract_view(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "description": self.description,
+            "amount": self.amount,
+            "due_at": rfc3339(self.due_at) if self.due_at else None,
+        }
+
+
+class CampaignCreate(BaseModel):
+    """The API body of `POST /v1/campaigns` (terms are merged with config defaults)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    brief: str = Field(default="", max_length=20_000)
+    creator_id: str = Field(min_length=1, max_length=40)
+    brand_id: str | None = Field(default=None, max_length=40)  # required when an agency creates
+    agency_id: str | None = Field(default=None, max_length=40)
+    agency_represents: Side | None = None
+    currency: str = Field(pattern=r"^[a-z]{3}$")
+    deliverables: list[DeliverableSpec] = Field(min_length=1, max_length=50)
+    terms: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _agency_named_with_side(self) -> CampaignCreate:
+        if (self.agency_id is None) != (self.agency_represents is None):
+            raise ValueError("agency_id and agency_represents go together")
+        if sum(d.amount for d in self.deliverables) > MAX_AMOUNT:
+            raise ValueError("budget too large")
+        return self
+
+
+class NewCampaign(BaseModel):
+    """Workflow input: the request with ids resolved and terms pinned."""
+
+    id: str
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    agency_represents: Side | None = None
+    title: str
+    brief: str
+    currency: str
+    deliverables: list[DeliverableSpec]
+    terms: Terms
+    created_by: str
+
+    @model_validator(mode="after")
+    def _commission_only_for_creator_agency(self) -> NewCampaign:
+        if self.terms.agency_commission_bps and self.agency_represents != "creator":
+            raise ValueError("agency_commission_bps needs an agency representing the creator")
+        return self
+
+
+class Action(BaseModel):
+    """Every Update carries who acts; the API fills it from the caller's key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor_id: str
+
+
+class AcceptCampaign(Action):
+    contract_hash: str = Field(min_length=64, max_length=64)
+
+
+class FundRequest(Action):
+    payment_method: str = Field(default="pm_card_visa", min_length=1, max_length=255)
+
+
+class DeliverableAction(Action):
+    index: int = Field(ge=0)
+
+
+class SubmitDeliverable(DeliverableAction):
+    url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
+    notes: str = Field(default="", max_length=5000)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+class RequestChanges(DeliverableAction):
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+class SetFrozen(BaseModel):
+    """Admin or payment-rail freeze (charge dispute on the funding charge)."""
+
+    frozen: bool
+    reason: str = Field(default="", max_length=500)
+
+
+# --- state --------------------------------------------------------------------------------
+
+
+class Submission(BaseModel):
+    url: str
+    notes: str = ""
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    submitted_at: datetime
+    change_request: str | None = None
+
+
+class Deliverable(BaseModel):
+    index: int
+    title: str
+    description: str = ""
+    amount: int
+    status: DeliverableStatus = DeliverableStatus.PENDING
+    due_at: datetime | None = None
+    review_due_at: datetime | None = None
+    approved_at: datetime | None = None
+    approved_by: Literal["brand", "auto"] | None = None
+    clears_at: datetime | None = None
+    revisions: int = 0
+    submissions: list[Submission] = Field(default_factory=list)
+    # Set while a dispute freezes it: the time its running timer had left (SPEC §4).
+    paused_remaining: timedelta | None = None
+
+
+class Cancellation(BaseModel):
+    requested_by: Side
+    requested_at: datetime
+    confirm_by: datetime
+
+
+class CampaignState(BaseModel):
+    id: str
+    phase: CampaignStatus  # lifecycle; `status` adds the disputed/frozen overlays
+    title: str
+    brief: str
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    agency_represents: Side | None = None
+    currency: str
+    contract_hash: str
+    terms: Terms
+    deliverables: list[Deliverable]
+    escrow: Escrow = Field(default_factory=Escrow)
+    created_at: datetime
+    accept_by: datetime | None = None
+    fund_by: datetime | None = None
+    funded_at: datetime | None = None
+    fund_attempts: int = 0
+    ended_at: datetime | None = None
+    reviews_close_at: datetime | None = None
+    cancellation: Cancellation | None = None
+    dispute_id: str | None = None
+    frozen: bool = False
+    frozen_reason: str | None = None
+    version: int = 0
+
+    @property
+    def status(self) -> CampaignStatus:
+        if self.frozen:
+            return CampaignStatus.FROZEN
+        if self.dispute_id:
+            return CampaignStatus.DISPUTED
+        return self.phase
+
+    @property
+    def budget(self) -> int:
+        return sum(d.amount for d in self.deliverables)
+
+    def side_of(self, party_id: str) -> Side | None:
+        if party_id == self.brand_id:
+            return "brand"
+        if party_id == self.creator_id:
+            return "creator"
+        if self.agency_id and party_id == self.agency_id:
+            return self.agency_represents
+        return None
+
+    def parties(self) -> list[str]:
+        return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
+
+    def next_deadline(self) -> datetime | None:
+        candidates: list[datetime | None] = []
+        if self.phase == CampaignStatus.AWAITING_ACCEPTANCE:
+            candidates.append(self.accept_by)
+        elif self.phase == CampaignStatus.AWAITING_FUNDING:
+            candidates.append(self.fund_by)
+        elif self.phase in (CampaignStatus.ACTIVE, CampaignStatus.CANCELLED):
+            if self.cancellation:
+                candidates.append(self.cancellation.confirm_by)
+            for d in self.deliverables:
+                if d.paused_remaining is not None:
+                    continue
+                if d.status == DeliverableStatus.SUBMITTED:
+                    candidates.append(d.review_due_at)
+                elif d.status == DeliverableStatus.APPROVED:
+                    candidates.append(d.clears_at)
+                elif d.status in (DeliverableStatus.PENDING, DeliverableStatus.CHANGES_REQUESTED):
+                    candidates.append(d.due_at)
+        elif self.phase == CampaignStatus.COMPLETED:
+            candidates.append(self.reviews_close_at)
+        present = [c for c in candidates if c is not None]
+        return min(present) if present else None
+
+    def public(self) -> dict[str, Any]:
+        """The campaign resource of SPEC §8."""
+        data = self.model_dump(mode="json", exclude={"phase", "version", "brief"})
+        data["brief"] = self.brief
+        data["status"] = self.status.value
+        data["budget"] = self.budget
+        deadline = self.next_deadline()
+        data["next_deadline"] = rfc3339(deadline) if deadline else None
+        return data
+
+    # --- rules shared by validators and handlers ---
+
+    def require_side(self, actor_id: str, side: Side) -> None:
+        if self.side_of(actor_id) != side:
+            raise refuse(Refusal.FORBIDDEN, f"only the {side} side may do this")
+
+    def require_either_side(self, actor_id: str) -> Side:
+        side = self.side_of(actor_id)
+        if side is None:
+            raise refuse(Refusal.FORBIDDEN, "only the campaign's parties may do this")
+        return side
+
+    def require_phase(self, *phases: CampaignStatus) -> None:
+        if self.phase not in phases:
+            allowed = " or ".join(p.value for p in phases)
+            raise refuse(Refusal.INVALID_STATE, f"campaign is {self.phase.value}, not {allowed}")
+
+    def require_not_frozen(self) -> None:
+        if self.frozen:
+            raise refuse(
+                Refusal.INVALID_STATE, "campaign is frozen: the funding charge is disputed"
+            )
+
+    def deliverable(self, index: int, *statuses: DeliverableStatus) -> Deliverable:
+        if index >= len(self.deliverables):
+            raise refuse(Refusal.NOT_FOUND, f"no deliverable {index}")
+        item = self.deliverables[index]
+        if statuses and item.status not in statuses:
+            allowed = " or ".join(s.value for s in statuses)
+            raise refuse(
+                Refusal.INVALID_STATE, f"deliverable {index} is {item.status.value}, not {allowed}"
+            )
+        return item
+
+
+def open_campaign(new: NewCampaign, now: datetime) -> CampaignState:
+    deliverables = [
+        Deliverable(
+            index=i, title=d.title, description=d.description, amount=d.amount, due_at=d.due_at
+        )
+        for i, d in enumerate(new.deliverables)
+    ]
+    return CampaignState(
+        id=new.id,
+        phase=CampaignStatus.AWAITING_ACCEPTANCE,
+        title=new.title,
+        brief=new.brief,
+        brand_id=new.brand_id,
+        creator_id=new.creator_id,
+        agency_id=new.agency_id,
+        agency_represents=new.agency_represents,
+        currency=new.currency,
+        contract_hash=contract_hash(new.terms, [d.contract_view() for d in new.deliverables]),
+        terms=new.terms,
+        deliverables=deliverables,
+        created_at=now,
+        accept_by=now + new.terms.acceptance_window,
+    )

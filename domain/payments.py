@@ -1,0 +1,52 @@
+"""Arguments and results of money-moving activities (one object each, SPEC §2)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+DEFAULT_PAYMENT_METHOD = "pm_card_visa"
+DECLINED_PAYMENT_METHOD = "pm_card_visa_chargeDeclined"
+
+# ApplicationError type for a declined card: a business outcome, never retried.
+PAYMENT_DECLINED = "PaymentDeclined"
+
+
+class FundCampaign(BaseModel):
+    """One charge for the whole budget on the brand's payment method."""
+
+    idempotency_key: str  # "{campaign_id}:fund", then ":fund:2"... for later attempts
+    campaign_id: str
+    brand_id: str
+    amount: int
+    currency: str
+    payment_method: str = DEFAULT_PAYMENT_METHOD
+
+
+class ReleaseFunds(BaseModel):
+    """A gross amount to the creator side: net to the creator, commission to the agency."""
+
+    idempotency_key: str  # "{campaign_id}:release:{n}" or "{dispute_id}:settle:release"
+    campaign_id: str
+    currency: str
+    gross: int
+    platform_fee: int
+    agency_commission: int
+    creator_net: int
+    creator_id: str
+    agency_id: str | None = None
+
+
+class RefundFunds(BaseModel):
+    idempotency_key: str  # "{campaign_id}:refund:{n}" or "{dispute_id}:settle:refund"
+    campaign_id: str
+    currency: str
+    amount: int
+
+
+class Movement(BaseModel):
+    """What the rail did; `reference` is its id (PaymentIntent, Transfer, Refund...)."""
+
+    idempotency_key: str
+    rail: str
+    reference: str
+    amount: int

@@ -1,0 +1,63 @@
+"""What the workflows hand to the records activity: read model, timeline, inbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+RECORD_CAMPAIGN_CHANGE = "record_campaign_change"
+
+# Inbox wording per event kind; events not listed get a generic line.
+NOTIFICATION_TITLES: dict[str, str] = {
+    "campaign.created": "New campaign offer",
+    "campaign.accepted": "Campaign accepted: fund it to start",
+    "campaign.declined": "Campaign declined",
+    "campaign.expired": "Campaign expired",
+    "campaign.funding_failed": "Funding failed: payment declined",
+    "campaign.funded": "Campaign funded: work can start",
+    "campaign.cancellation_requested": "Cancellation requested: confirm or it confirms itself",
+    "campaign.cancelled": "Campaign cancelled",
+    "campaign.completed": "Campaign completed: reviews are open",
+    "campaign.frozen": "Campaign frozen: the funding charge is disputed",
+    "campaign.unfrozen": "Campaign unfrozen",
+    "campaign.reviews_closed": "Review period closed",
+    "deliverable.submitted": "Deliverable submitted for review",
+    "deliverable.changes_requested": "Changes requested on a deliverable",
+    "deliverable.approved": "Deliverable approved",
+    "deliverable.auto_approved": "Deliverable approved automatically (review window passed)",
+    "deliverable.released": "Deliverable paid out",
+    "deliverable.overdue": "Deliverable overdue",
+    "deliverable.refunded": "Deliverable refunded",
+}
+
+
+def notification_title(kind: str, campaign_title: str) -> str:
+    text = NOTIFICATION_TITLES.get(kind) or kind.replace(".", ": ").replace("_", " ")
+    return f"{text} — {campaign_title}"
+
+
+class TimelineEntry(BaseModel):
+    seq: int
+    at: datetime
+    kind: str
+    actor: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class CampaignChange(BaseModel):
+    """One state change: the new snapshot, its timeline entry, and who to tell."""
+
+    campaign_id: str
+    version: int
+    status: str
+    title: str
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    snapshot: dict[str, Any]
+    event: TimelineEntry
+    notify: list[str] = Field(default_factory=list)
+    # Everyone of these roles is told too (e.g. all mediators, who are not on the campaign).
+    notify_roles: list[str] = Field(default_factory=list)

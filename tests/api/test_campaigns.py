@@ -1,0 +1,344 @@
+"""Campaigns through the HTTP API on the real dev server, with PT1S-short windows."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.api.test_parties import assert_problem
+
+FAST = {
+    "acceptance_window": "PT30S",
+    "funding_window": "PT30S",
+    "review_window": "PT30S",
+    "clearing_period": "PT1S",
+    "cancellation_window": "PT30S",
+    "review_period": "PT2S",
+}
+ZERO = {
+    "funded": 0,
+    "held": 0,
+    "released_to_creator": 0,
+    "agency_commission": 0,
+    "platform_fee": 0,
+    "refunded_to_brand": 0,
+}
+
+
+@pytest.fixture
+async def trio(make_party):
+    brand = await make_party("brand")
+    creator = await make_party("creator", stripe_account="acct_creator1")
+    stranger = await make_party("brand")
+    return brand, creator, stranger
+
+
+def campaign_body(creator_id: str, amounts=(10_000, 5_000), **terms) -> dict:
+    return {
+        "title": "Spring launch",
+        "brief": "Two posts about the new line",
+        "creator_id": creator_id,
+        "currency": "eur",
+        "deliverables": [
+            {"title": f"Post {i}", "description": "A reel", "amount": a}
+            for i, a in enumerate(amounts)
+        ],
+        "terms": {**FAST, **terms},
+    }
+
+
+async def ok(response, status: int = 200) -> dict:
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def until(client, campaign_id: str, predicate, timeout: float = 30) -> dict:
+    """Polls the authoritative state until a timer has done its work."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await ok(await client.get(f"/v1/campaigns/{campaign_id}"))
+        if predicate(state):
+            return state
+        assert asyncio.get_running_loop().time() < deadline, state
+        await asyncio.sleep(0.1)
+
+
+async def create_and_fund(brand, creator, **kw) -> dict:
+    created = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id, **kw)), 201
+    )
+    cid = created["id"]
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    return await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
+
+
+async def test_two_deliverables_to_completed_with_exact_escrow(api, trio):
+    brand, creator, _ = trio
+    created = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
+    )
+    cid = created["id"]
+    assert created["status"] == "awaiting_acceptance" and created["escrow"] == ZERO
+    assert len(created["contract_hash"]) == 64 and created["budget"] == 15_000
+    assert [d["index"] for d in created["deliverables"]] == [0, 1]
+
+    accepted = await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    assert accepted["status"] == "awaiting_funding" and accepted["escrow"] == ZERO
+
+    funded = await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund"))
+    assert funded["status"] == "active"
+    assert funded["escrow"] == {**ZERO, "funded": 15_000, "held": 15_000}
+
+    work = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1200}}
+    submitted = await ok(
+        await creator.client.post(f"/v1/campaigns/{cid}/deliverables/0/submit", json=work)
+    )
+    assert submitted["deliverables"][0]["status"] == "submitted"
+    assert submitted["deliverables"][0]["submissions"][0]["metrics"] == {"views": 1200}
+
+    changes = await ok(
+        await brand.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/request-changes", json={"reason": "tag us"}
+        )
+    )
+    assert changes["deliverables"][0]["status"] == "changes_requested"
+    assert changes["deliverables"][0]["revisions"] == 1
+
+    await ok(await creator.client.post(f"/v1/campaigns/{cid}/deliverables/0/submit", json=work))
+    approved = await ok(await brand.client.post(f"/v1/campaigns/{cid}/deliverables/0/approve"))
+    assert approved["deliverables"][0]["approved_by"] == "brand"
+    assert approved["escrow"]["held"] == 15_000  # nothing moves before clearing
+
+    released = await until(
+        brand.client, cid, lambda s: s["deliverables"][0]["status"] == "released"
+    )
+    assert released["escrow"] == {
+        **ZERO,
+        "funded": 15_000,
+        "held": 5_000,
+        "released_to_creator": 9_000,
+        "platform_fee": 1_000,
+    }
+
+    await ok(await creator.client.post(f"/v1/campaigns/{cid}/deliverables/1/submit", json=work))
+    await ok(await brand.client.post(f"/v1/campaigns/{cid}/deliverables/1/approve"))
+    done = await until(brand.client, cid, lambda s: s["status"] == "completed")
+    assert done["escrow"] == {
+        **ZERO,
+        "funded": 15_000,
+        "released_to_creator": 13_500,
+        "platform_fee": 1_500,
+    }
+    assert [d["status"] for d in done["deliverables"]] == ["released", "released"]
+
+    listed = await ok(await creator.client.get("/v1/campaigns", params={"status": "completed"}))
+    assert cid in [c["id"] for c in listed["items"]]
+    timeline = await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline"))
+    kinds = [e["kind"] for e in timeline["items"]]
+    assert kinds[:3] == ["campaign.created", "campaign.accepted", "campaign.funded"]
+    assert kinds.count("deliverable.released") == 2 and kinds[-1] == "campaign.completed"
+    inbox = await ok(await creator.client.get("/v1/notifications"))
+    assert {"campaign.created", "campaign.funded", "campaign.completed"} <= {
+        n["kind"] for n in inbox["items"]
+    }
+
+
+async def test_auto_approval_by_silence_through_the_api(api, trio):
+    brand, creator, _ = trio
+    funded = await create_and_fund(brand, creator, amounts=(2_000,), review_window="PT1S")
+    cid = funded["id"]
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/submit", json={"url": "https://x.io/a"}
+        )
+    )
+    done = await until(brand.client, cid, lambda s: s["status"] == "completed")
+    assert done["deliverables"][0]["approved_by"] == "auto"
+    assert done["escrow"]["released_to_creator"] == 1_800 and done["escrow"]["platform_fee"] == 200
+
+
+async def test_acceptance_window_expires_through_the_api(api, trio):
+    brand, creator, _ = trio
+    body = campaign_body(creator.id, acceptance_window="PT1S")
+    cid = (await ok(await brand.client.post("/v1/campaigns", json=body), 201))["id"]
+    expired = await until(brand.client, cid, lambda s: s["status"] == "expired")
+    assert expired["escrow"] == ZERO
+    late = await creator.client.post(
+        f"/v1/campaigns/{cid}/accept", json={"contract_hash": expired["contract_hash"]}
+    )
+    assert_problem(late, 409, "invalid_state")
+
+
+async def test_refusals_map_to_spec_codes(api, trio, temporal_env):
+    brand, creator, stranger = trio
+    created = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id, max_revisions=1)),
+        201,
+    )
+    cid = created["id"]
+    handle = temporal_env.client.get_workflow_handle(f"campaign-{cid}")
+    history_before = len((await handle.fetch_history()).events)
+
+    assert_problem(
+        await brand.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        ),
+        403,
+        "forbidden",
+    )
+    assert_problem(
+        await creator.client.post(f"/v1/campaigns/{cid}/accept", json={"contract_hash": "0" * 64}),
+        409,
+        "contract_changed",
+    )
+    assert_problem(await brand.client.post(f"/v1/campaigns/{cid}/fund"), 409, "invalid_state")
+    assert_problem(await stranger.client.get(f"/v1/campaigns/{cid}"), 404, "not_found")
+    assert_problem(await stranger.client.post(f"/v1/campaigns/{cid}/cancel"), 404, "not_found")
+    # Refused Updates never reach the workflow's history.
+    assert len((await handle.fetch_history()).events) == history_before
+
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund"))
+    work = {"url": "https://x.io/a"}
+    await ok(await creator.client.post(f"/v1/campaigns/{cid}/deliverables/0/submit", json=work))
+    await ok(
+        await brand.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/request-changes", json={"reason": "again"}
+        )
+    )
+    await ok(await creator.client.post(f"/v1/campaigns/{cid}/deliverables/0/submit", json=work))
+    assert_problem(
+        await brand.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/request-changes", json={"reason": "more"}
+        ),
+        409,
+        "revision_limit_reached",
+    )
+    assert_problem(
+        await brand.client.post(f"/v1/campaigns/{cid}/deliverables/9/approve"), 404, "not_found"
+    )
+    assert_problem(
+        await brand.client.post(f"/v1/campaigns/{cid}/deliverables/1/approve"),
+        409,
+        "invalid_state",
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"deliverables": [{"title": "x", "amount": 0}]},
+        {"deliverables": [{"title": "x", "amount": -5}]},
+        {"deliverables": [{"title": "x", "amount": 1.5}]},
+        {"deliverables": []},
+        {"currency": "EURO"},
+        {"terms": {"review_window": "PT0S"}},
+        {"terms": {"review_window": "five days"}},
+        {"terms": {"platform_fee_bps": 10_001}},
+        {"terms": {"agency_commission_bps": 500}},  # no agency represents the creator
+        {"creator_id": "pty_nobody"},
+    ],
+)
+async def test_bad_amounts_and_durations_are_422(api, trio, change):
+    brand, creator, _ = trio
+    body = {**campaign_body(creator.id), **change}
+    response = await brand.client.post("/v1/campaigns", json=body)
+    assert_problem(response, 422, "validation_error")
+    listed = await ok(await brand.client.get("/v1/campaigns"))
+    assert listed["items"] == []
+
+
+async def test_declined_card_is_402_and_status_unchanged(api, trio):
+    brand, creator, _ = trio
+    created = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
+    )
+    cid = created["id"]
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    declined = await brand.client.post(
+        f"/v1/campaigns/{cid}/fund", json={"payment_method": "pm_card_visa_chargeDeclined"}
+    )
+    assert_problem(declined, 402, "payment_failed")
+    after = await ok(await brand.client.get(f"/v1/campaigns/{cid}"))
+    assert after["status"] == "awaiting_funding" and after["escrow"] == ZERO
+    funded = await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
+    assert funded["escrow"]["funded"] == 15_000
+
+
+async def test_cancel_before_funding_and_cursor_pagination(api, trio):
+    brand, creator, _ = trio
+    ids = []
+    for _ in range(3):
+        created = await ok(
+            await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
+        )
+        ids.append(created["id"])
+    cancelled = await ok(await creator.client.post(f"/v1/campaigns/{ids[0]}/cancel"))
+    assert cancelled["status"] == "cancelled"
+    first = await ok(await brand.client.get("/v1/campaigns", params={"limit": 2}))
+    second = await ok(
+        await brand.client.get("/v1/campaigns", params={"limit": 2, "cursor": first["next_cursor"]})
+    )
+    assert [c["id"] for c in first["items"] + second["items"]] == ids[::-1]
+    assert second["next_cursor"] is None
+    only = await ok(await brand.client.get("/v1/campaigns", params={"status": "cancelled"}))
+    assert [c["id"] for c in only["items"]] == [ids[0]]
+
+
+async def test_create_is_idempotent(api, trio):
+    brand, creator, _ = trio
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id), headers=key), 201
+    )
+    again = await ok(
+        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id), headers=key), 201
+    )
+    assert again == first
+    listed = await ok(await brand.client.get("/v1/campaigns"))
+    assert [c["id"] for c in listed["items"]] == [first["id"]]
+
+
+async def test_overdue_deliverable_cancelled_by_brand(api, trio):
+    brand, creator, _ = trio
+    body = campaign_body(creator.id, amounts=(4_000, 6_000))
+    body["deliverables"][0]["due_at"] = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+    created = await ok(await brand.client.post("/v1/campaigns", json=body), 201)
+    cid = created["id"]
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund"))
+    assert_problem(
+        await brand.client.post(f"/v1/campaigns/{cid}/deliverables/0/cancel"), 409, "invalid_state"
+    )
+    await until(brand.client, cid, lambda s: s["deliverables"][0]["status"] == "overdue")
+    refunded = await ok(await brand.client.post(f"/v1/campaigns/{cid}/deliverables/0/cancel"))
+    assert refunded["deliverables"][0]["status"] == "refunded"
+    assert refunded["escrow"] == {
+        **ZERO,
+        "funded": 10_000,
+        "held": 6_000,
+        "refunded_to_brand": 4_000,
+    }

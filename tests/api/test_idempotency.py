@@ -1,0 +1,90 @@
+"""Idempotency-Key on POST (SPEC §8): replay, mismatch, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from db.models import Party
+from tests.api.test_parties import assert_problem
+
+
+async def _count_named(sessionmaker, name: str) -> int:
+    async with sessionmaker() as session:
+        return (await session.exec(select(func.count()).where(Party.name == name))).one()
+
+
+async def test_replay_returns_identical_response_and_creates_nothing(api, sessionmaker):
+    name = f"brand-{uuid.uuid4().hex}"
+    body = {"name": name, "role": "brand", "email": "b@x.io"}
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    first = await api.http.post("/v1/parties", json=body, headers=headers)
+    second = await api.http.post("/v1/parties", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert second.content == first.content  # byte for byte, including the one-time key
+    assert second.headers["idempotent-replayed"] == "true"
+    assert await _count_named(sessionmaker, name) == 1
+
+
+async def test_same_key_other_body_is_422_and_changes_nothing(api, sessionmaker):
+    key = uuid.uuid4().hex
+    name = f"brand-{uuid.uuid4().hex}"
+    first = await api.http.post(
+        "/v1/parties",
+        json={"name": name, "role": "brand", "email": "b@x.io"},
+        headers={"Idempotency-Key": key},
+    )
+    assert first.status_code == 201
+    other = await api.http.post(
+        "/v1/parties",
+        json={"name": name + "-other", "role": "brand", "email": "b@x.io"},
+        headers={"Idempotency-Key": key},
+    )
+    assert_problem(other, 422, "idempotency_key_reused")
+    assert await _count_named(sessionmaker, name + "-other") == 0
+
+
+async def test_concurrent_requests_with_one_key_have_one_effect(api, sessionmaker):
+    name = f"brand-{uuid.uuid4().hex}"
+    body = {"name": name, "role": "brand", "email": "b@x.io"}
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    responses = await asyncio.gather(
+        *(api.http.post("/v1/parties", json=body, headers=headers) for _ in range(8))
+    )
+    created = [r for r in responses if r.status_code == 201]
+    in_flight = [r for r in responses if r.status_code == 409]
+    assert len(created) + len(in_flight) == 8
+    assert {r.json()["id"] for r in created} == {created[0].json()["id"]}
+    for response in in_flight:
+        assert_problem(response, 409, "idempotency_in_flight")
+    assert await _count_named(sessionmaker, name) == 1
+
+
+async def test_keys_are_per_caller(api, make_party):
+    brand = await make_party("brand")
+    key = uuid.uuid4().hex
+    as_admin = await api.http.post(
+        "/v1/parties",
+        json={"name": "a", "role": "creator", "email": "a@x.io"},
+        headers={"Idempotency-Key": key},
+    )
+    as_brand = await brand.client.post(
+        "/v1/parties",
+        json={"name": "b", "role": "creator", "email": "a@x.io"},
+        headers={"Idempotency-Key": key},
+    )
+    assert as_admin.status_code == 201
+    assert_problem(as_brand, 403, "forbidden")  # not a replay of the admin's response
+
+
+async def test_errors_are_replayed_too(api, make_party):
+    """A refused request is an answer: replaying it refuses again without re-running."""
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    bad = {"name": "x", "role": "wizard", "email": "x@y.io"}
+    first = await api.http.post("/v1/parties", json=bad, headers=key)
+    second = await api.http.post("/v1/parties", json=bad, headers=key)
+    assert_problem(first, 422, "validation_error")
+    assert second.content == first.content

@@ -1,0 +1,63 @@
+"""The Temporal worker: every workflow and activity of Parley on one task queue.
+
+`python worker.py` connects from config and runs until SIGINT/SIGTERM, then finishes the
+activities in flight (up to the graceful timeout) before exiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import build_activities
+from config import Settings, connect_temporal, get_settings
+from db.engine import make_engine, make_sessionmaker
+from workflows import WORKFLOWS
+
+log = logging.getLogger("parley.worker")
+
+
+def build_worker(
+    client: Client, settings: Settings, sessionmaker, task_queue: str | None = None
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(settings, sessionmaker),
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        graceful_shutdown_timeout=timedelta(seconds=10),
+    )
+
+
+async def run(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = await connect_temporal(settings)
+    engine = make_engine(settings.db_url)
+    try:
+        async with build_worker(client, settings, make_sessionmaker(engine)):
+            log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
+            await stop.wait()
+            log.info("shutting down: finishing activities in flight")
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""Durable orchestration: one workflow per campaign and per dispute."""
+
+from workflows.campaign import CampaignWorkflow
+
+WORKFLOWS: list[type] = [CampaignWorkflow]

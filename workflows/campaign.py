@@ -1,0 +1,560 @@
+"""CampaignWorkflow (`campaign-{id}`): owns a campaign's escrow, deadlines and status (SPEC §3).
+
+One loop sleeps until the campaign's next deadline or until an Update changes the state,
+then fires whatever is due. Party actions are Updates whose validators refuse wrong actors,
+states and amounts before anything reaches history; handlers re-check under the lock because
+a timer may have moved the campaign on while they waited. Money moves only in activities,
+keyed by business ids, so a replay or retry never moves it twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from domain import search_attributes as sa
+    from domain.campaign import (
+        FINAL,
+        UNAPPROVED,
+        AcceptCampaign,
+        Action,
+        CampaignState,
+        CampaignStatus,
+        Cancellation,
+        Deliverable,
+        DeliverableAction,
+        DeliverableStatus,
+        FundRequest,
+        NewCampaign,
+        RequestChanges,
+        SetFrozen,
+        Submission,
+        SubmitDeliverable,
+        open_campaign,
+    )
+    from domain.contract import rfc3339
+    from domain.errors import Refusal, refuse
+    from domain.money import split_release
+    from domain.payments import (
+        PAYMENT_DECLINED,
+        FundCampaign,
+        Movement,
+        RefundFunds,
+        ReleaseFunds,
+    )
+    from domain.records import RECORD_CAMPAIGN_CHANGE, CampaignChange, TimelineEntry
+
+# Money must eventually move: retry rail outages for as long as it takes, but back off.
+MONEY_RETRY = RetryPolicy(
+    maximum_interval=timedelta(minutes=1), non_retryable_error_types=[PAYMENT_DECLINED]
+)
+RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A party waiting on "fund" gets an answer within this; the same key is reused next time.
+FUNDING_DEADLINE = timedelta(minutes=1)
+
+
+@workflow.defn
+class CampaignWorkflow:
+    @workflow.init
+    def __init__(self, new: NewCampaign) -> None:
+        self.state: CampaignState = open_campaign(new, workflow.now())
+        self._lock = asyncio.Lock()
+        self._wake = False
+        self._ready = False
+        self._published: dict[str, Any] = {}
+
+    @workflow.run
+    async def run(self, new: NewCampaign) -> dict[str, Any]:
+        async with self._lock:
+            await self._changed("campaign.created", new.created_by, notify=[self.state.creator_id])
+        self._ready = True
+        while not self._finished():
+            self._wake = False
+            deadline = self.state.next_deadline()
+            wait = None if deadline is None else deadline - workflow.now()
+            if wait is None or wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._wake, timeout=wait)
+                except TimeoutError:
+                    pass
+            async with self._lock:
+                await self._fire_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.state.public()
+
+    # --- reads ---------------------------------------------------------------------------
+
+    @workflow.query
+    def state(self) -> dict[str, Any]:
+        return self.state_view()
+
+    def state_view(self) -> dict[str, Any]:
+        return self.state.public()
+
+    @workflow.update
+    async def created(self) -> dict[str, Any]:
+        """Sent with the start (update-with-start): answers once the campaign is recorded."""
+        await workflow.wait_condition(lambda: self._ready)
+        return self.state_view()
+
+    # --- acceptance and funding -------------------------------------------------------------
+
+    @workflow.update
+    async def accept(self, req: AcceptCampaign) -> dict[str, Any]:
+        async with self._lock:
+            self._check_accept(req)
+            now = workflow.now()
+            self.state.phase = CampaignStatus.AWAITING_FUNDING
+            self.state.fund_by = now + self.state.terms.funding_window
+            await self._changed("campaign.accepted", req.actor_id)
+        return self.state_view()
+
+    @accept.validator
+    def _check_accept(self, req: AcceptCampaign) -> None:
+        self.state.require_side(req.actor_id, "creator")
+        self.state.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
+        if req.contract_hash != self.state.contract_hash:
+            raise refuse(Refusal.CONTRACT_CHANGED, "the contract changed since you read it")
+
+    @workflow.update
+    async def decline(self, req: Action) -> dict[str, Any]:
+        async with self._lock:
+            self._check_decline(req)
+            self._end(CampaignStatus.DECLINED)
+            await self._changed("campaign.declined", req.actor_id)
+        return self.state_view()
+
+    @decline.validator
+    def _check_decline(self, req: Action) -> None:
+        self.state.require_side(req.actor_id, "creator")
+        self.state.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
+
+    @workflow.update
+    async def fund(self, req: FundRequest) -> dict[str, Any]:
+        async with self._lock:
+            self._check_fund(req)
+            state = self.state
+            # A new key only after a definite decline; after an outage the same key is
+            # reused so a charge that did go through is found, never made twice.
+            key = f"{state.id}:fund" + (
+                f":{state.fund_attempts + 1}" if state.fund_attempts else ""
+            )
+            try:
+                await workflow.execute_activity(
+                    "fund_campaign",
+                    FundCampaign(
+                        idempotency_key=key,
+                        campaign_id=state.id,
+                        brand_id=state.brand_id,
+                        amount=state.budget,
+                        currency=state.currency,
+                        payment_method=req.payment_method,
+                    ),
+                    result_type=Movement,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=FUNDING_DEADLINE,
+                    retry_policy=MONEY_RETRY,
+                )
+            except ActivityError as err:
+                if _error_type(err) == PAYMENT_DECLINED:
+                    state.fund_attempts += 1
+                    await self._changed(
+                        "campaign.funding_failed", req.actor_id, notify=[state.brand_id]
+                    )
+                    raise refuse(
+                        Refusal.PAYMENT_FAILED, "the payment method was declined"
+                    ) from None
+                raise refuse(
+                    Refusal.PAYMENT_UNAVAILABLE, "the payment rail did not answer; retry later"
+                ) from None
+            now = workflow.now()
+            state.escrow = state.escrow.fund(state.budget)
+            state.phase = CampaignStatus.ACTIVE
+            state.funded_at = now
+            await self._changed("campaign.funded", req.actor_id, {"amount": state.budget})
+        return self.state_view()
+
+    @fund.validator
+    def _check_fund(self, req: FundRequest) -> None:
+        self.state.require_side(req.actor_id, "brand")
+        self.state.require_phase(CampaignStatus.AWAITING_FUNDING)
+
+    # --- deliverables ------------------------------------------------------------------------
+
+    @workflow.update
+    async def submit(self, req: SubmitDeliverable) -> dict[str, Any]:
+        async with self._lock:
+            item = self._check_submit(req)
+            now = workflow.now()
+            item.submissions.append(
+                Submission(url=req.url, notes=req.notes, metrics=req.metrics, submitted_at=now)
+            )
+            item.status = DeliverableStatus.SUBMITTED
+            item.review_due_at = now + self.state.terms.review_window
+            await self._changed("deliverable.submitted", req.actor_id, {"index": item.index})
+        return self.state_view()
+
+    @submit.validator
+    def _check_submit(self, req: SubmitDeliverable) -> Deliverable:
+        self._check_active_action(req, "creator")
+        return self.state.deliverable(
+            req.index,
+            DeliverableStatus.PENDING,
+            DeliverableStatus.CHANGES_REQUESTED,
+            DeliverableStatus.OVERDUE,
+        )
+
+    @workflow.update
+    async def approve(self, req: DeliverableAction) -> dict[str, Any]:
+        async with self._lock:
+            item = self._check_review(req)
+            self._approve(item, "brand")
+            await self._changed("deliverable.approved", req.actor_id, {"index": item.index})
+        return self.state_view()
+
+    @approve.validator
+    def _check_review(self, req: DeliverableAction) -> Deliverable:
+        self._check_active_action(req, "brand")
+        return self.state.deliverable(req.index, DeliverableStatus.SUBMITTED)
+
+    @workflow.update
+    async def request_changes(self, req: RequestChanges) -> dict[str, Any]:
+        async with self._lock:
+            item = self._check_request_changes(req)
+            item.revisions += 1
+            item.submissions[-1].change_request = req.reason
+            item.status = DeliverableStatus.CHANGES_REQUESTED
+            item.review_due_at = None
+            await self._changed(
+                "deliverable.changes_requested",
+                req.actor_id,
+                {"index": item.index, "reason": req.reason},
+            )
+        return self.state_view()
+
+    @request_changes.validator
+    def _check_request_changes(self, req: RequestChanges) -> Deliverable:
+        item = self._check_review(req)
+        if item.revisions >= self.state.terms.max_revisions:
+            raise refuse(
+                Refusal.REVISION_LIMIT_REACHED,
+                f"deliverable {item.index} already had {item.revisions} revision(s); "
+                "approve it or file a dispute",
+            )
+        return item
+
+    @workflow.update
+    async def cancel_deliverable(self, req: DeliverableAction) -> dict[str, Any]:
+        async with self._lock:
+            item = self._check_cancel_deliverable(req)
+            await self._refund(item, req.actor_id)
+        return self.state_view()
+
+    @cancel_deliverable.validator
+    def _check_cancel_deliverable(self, req: DeliverableAction) -> Deliverable:
+        self._check_active_action(req, "brand")
+        return self.state.deliverable(req.index, DeliverableStatus.OVERDUE)
+
+    # --- cancellation ------------------------------------------------------------------------
+
+    @workflow.update
+    async def cancel(self, req: Action) -> dict[str, Any]:
+        async with self._lock:
+            side = self._check_cancel(req)
+            state = self.state
+            if state.phase != CampaignStatus.ACTIVE:
+                self._end(CampaignStatus.CANCELLED)
+                await self._changed("campaign.cancelled", req.actor_id, {"by": side})
+            elif state.cancellation is None:
+                now = workflow.now()
+                state.cancellation = Cancellation(
+                    requested_by=side,
+                    requested_at=now,
+                    confirm_by=now + state.terms.cancellation_window,
+                )
+                await self._changed("campaign.cancellation_requested", req.actor_id, {"by": side})
+            else:
+                await self._cancel_after_funding(req.actor_id, confirmed_by=side)
+        return self.state_view()
+
+    @cancel.validator
+    def _check_cancel(self, req: Action) -> str:
+        state = self.state
+        side = state.require_either_side(req.actor_id)
+        state.require_phase(
+            CampaignStatus.AWAITING_ACCEPTANCE,
+            CampaignStatus.AWAITING_FUNDING,
+            CampaignStatus.ACTIVE,
+        )
+        if state.phase == CampaignStatus.ACTIVE:
+            state.require_not_frozen()
+            if state.dispute_id:
+                raise refuse(Refusal.DISPUTE_OPEN, "resolve or withdraw the open dispute first")
+            if state.cancellation and state.cancellation.requested_by == side:
+                raise refuse(
+                    Refusal.INVALID_STATE, "cancellation already requested; the other side confirms"
+                )
+        return side
+
+    # --- payment-rail and admin ----------------------------------------------------------------
+
+    @workflow.update
+    async def set_frozen(self, req: SetFrozen) -> dict[str, Any]:
+        async with self._lock:
+            self._check_set_frozen(req)
+            self.state.frozen = req.frozen
+            self.state.frozen_reason = req.reason or None if req.frozen else None
+            kind = "campaign.frozen" if req.frozen else "campaign.unfrozen"
+            await self._changed(
+                kind,
+                None,
+                {"reason": req.reason},
+                notify=self.state.parties(),
+                notify_roles=["mediator"],
+            )
+        return self.state_view()
+
+    @set_frozen.validator
+    def _check_set_frozen(self, req: SetFrozen) -> None:
+        if self.state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
+            raise refuse(Refusal.INVALID_STATE, f"campaign is {self.state.phase.value}")
+        if self.state.frozen == req.frozen:
+            raise refuse(
+                Refusal.INVALID_STATE, "already frozen" if req.frozen else "campaign is not frozen"
+            )
+
+    # --- timers --------------------------------------------------------------------------------
+
+    async def _fire_due(self) -> None:
+        """Everything whose deadline has passed, in one pass (several may share a moment)."""
+        state, now = self.state, workflow.now()
+        if state.phase == CampaignStatus.AWAITING_ACCEPTANCE and state.accept_by <= now:
+            self._end(CampaignStatus.EXPIRED)
+            await self._changed("campaign.expired", None, {"waiting_for": "acceptance"})
+            return
+        if state.phase == CampaignStatus.AWAITING_FUNDING and state.fund_by <= now:
+            self._end(CampaignStatus.EXPIRED)
+            await self._changed("campaign.expired", None, {"waiting_for": "funding"})
+            return
+        if state.phase not in (CampaignStatus.ACTIVE, CampaignStatus.CANCELLED):
+            return
+        if state.cancellation and state.cancellation.confirm_by <= now and not state.frozen:
+            await self._cancel_after_funding(None, confirmed_by="silence")
+        for item in state.deliverables:
+            if item.paused_remaining is not None:
+                continue
+            if item.status in (DeliverableStatus.PENDING, DeliverableStatus.CHANGES_REQUESTED):
+                if item.due_at and item.due_at <= now and state.phase == CampaignStatus.ACTIVE:
+                    item.status = DeliverableStatus.OVERDUE
+                    await self._changed(
+                        "deliverable.overdue", None, {"index": item.index}, notify=state.parties()
+                    )
+            elif item.status == DeliverableStatus.SUBMITTED and item.review_due_at <= now:
+                self._approve(item, "auto")
+                await self._changed(
+                    "deliverable.auto_approved", None, {"index": item.index}, notify=state.parties()
+                )
+            elif item.status == DeliverableStatus.APPROVED and item.clears_at <= now:
+                if not state.frozen:
+                    await self._release(item)
+        if all(item.status in FINAL for item in state.deliverables):
+            if state.phase == CampaignStatus.ACTIVE:
+                state.phase = CampaignStatus.COMPLETED
+                state.ended_at = now
+                state.reviews_close_at = now + state.terms.review_period
+                await self._changed("campaign.completed", None, notify=state.parties())
+
+    def _finished(self) -> bool:
+        state = self.state
+        if state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
+            return True
+        if state.phase == CampaignStatus.CANCELLED:
+            return all(item.status in FINAL for item in state.deliverables) or not state.funded_at
+        if state.phase == CampaignStatus.COMPLETED:
+            return workflow.now() >= state.reviews_close_at
+        return False
+
+    # --- money ----------------------------------------------------------------------------------
+
+    def _approve(self, item: Deliverable, by: str) -> None:
+        now = workflow.now()
+        item.status = DeliverableStatus.APPROVED
+        item.approved_by = by
+        item.approved_at = now
+        item.review_due_at = None
+        # Until it clears, a dispute may still be filed over it (SPEC §3.4).
+        item.clears_at = now + self.state.terms.clearing_period
+
+    async def _release(self, item: Deliverable) -> None:
+        state = self.state
+        commission_bps = (
+            state.terms.agency_commission_bps if state.agency_represents == "creator" else 0
+        )
+        split = split_release(item.amount, state.terms.platform_fee_bps, commission_bps)
+        await workflow.execute_activity(
+            "release_funds",
+            ReleaseFunds(
+                idempotency_key=f"{state.id}:release:{item.index}",
+                campaign_id=state.id,
+                currency=state.currency,
+                gross=split.gross,
+                platform_fee=split.platform_fee,
+                agency_commission=split.agency_commission,
+                creator_net=split.creator_net,
+                creator_id=state.creator_id,
+                agency_id=state.agency_id if split.agency_commission else None,
+            ),
+            result_type=Movement,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=MONEY_RETRY,
+        )
+        state.escrow = state.escrow.release(
+            item.amount, state.terms.platform_fee_bps, commission_bps
+        )
+        item.status = DeliverableStatus.RELEASED
+        await self._changed(
+            "deliverable.released",
+            None,
+            {
+                "index": item.index,
+                "gross": split.gross,
+                "creator_net": split.creator_net,
+                "platform_fee": split.platform_fee,
+                "agency_commission": split.agency_commission,
+            },
+            notify=state.parties(),
+        )
+
+    async def _refund(self, item: Deliverable, actor: str | None) -> None:
+        state = self.state
+        await workflow.execute_activity(
+            "refund_funds",
+            RefundFunds(
+                idempotency_key=f"{state.id}:refund:{item.index}",
+                campaign_id=state.id,
+                currency=state.currency,
+                amount=item.amount,
+            ),
+            result_type=Movement,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=MONEY_RETRY,
+        )
+        state.escrow = state.escrow.refund(item.amount)
+        item.status = DeliverableStatus.REFUNDED
+        await self._changed(
+            "deliverable.refunded", actor, {"index": item.index, "amount": item.amount}
+        )
+
+    async def _cancel_after_funding(self, actor: str | None, confirmed_by: str) -> None:
+        """Refund what is not yet approved; approved deliverables still clear and release."""
+        state = self.state
+        state.cancellation = None
+        state.phase = CampaignStatus.CANCELLED
+        state.ended_at = workflow.now()
+        for item in state.deliverables:
+            if item.status in UNAPPROVED:
+                await self._refund(item, actor)
+        await self._changed(
+            "campaign.cancelled", actor, {"confirmed_by": confirmed_by}, notify=state.parties()
+        )
+
+    # --- shared checks and bookkeeping -------------------------------------------------------
+
+    def _check_active_action(self, req: Action, side: str) -> None:
+        self.state.require_side(req.actor_id, side)
+        self.state.require_phase(CampaignStatus.ACTIVE)
+        self.state.require_not_frozen()
+
+    def _end(self, phase: CampaignStatus) -> None:
+        self.state.phase = phase
+        self.state.ended_at = workflow.now()
+
+    async def _changed(
+        self,
+        kind: str,
+        actor: str | None,
+        data: dict[str, Any] | None = None,
+        notify: list[str] | None = None,
+        notify_roles: list[str] | None = None,
+    ) -> None:
+        """Records a state change: read model, timeline, inbox; then the UI's view of it."""
+        state = self.state
+        state.version += 1
+        recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
+        await workflow.execute_activity(
+            RECORD_CAMPAIGN_CHANGE,
+            CampaignChange(
+                campaign_id=state.id,
+                version=state.version,
+                status=state.status.value,
+                title=state.title,
+                brand_id=state.brand_id,
+                creator_id=state.creator_id,
+                agency_id=state.agency_id,
+                snapshot=state.public(),
+                event=TimelineEntry(
+                    seq=state.version, at=workflow.now(), kind=kind, actor=actor, data=data or {}
+                ),
+                notify=recipients,
+                notify_roles=notify_roles or [],
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._publish()
+        self._wake = True
+
+    def _publish(self) -> None:
+        """Search attributes and current details for the Temporal UI, when they change."""
+        state = self.state
+        deadline = state.next_deadline()
+        attributes = {"stage": state.status.value, "deadline": deadline}
+        if attributes != self._published:
+            updates = [sa.STAGE.value_set(state.status.value), sa.CAMPAIGN.value_set(state.id)]
+            updates.append(
+                sa.DEADLINE.value_set(deadline) if deadline else sa.DEADLINE.value_unset()
+            )
+            workflow.upsert_search_attributes(updates)
+            self._published = attributes
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        state, escrow = self.state, self.state.escrow
+        deadline = state.next_deadline()
+        lines = [
+            f"## {state.title}",
+            f"**Status:** `{state.status.value}` · **Next deadline:** "
+            f"{rfc3339(deadline) if deadline else '—'}",
+            f"**Brand:** `{state.brand_id}` · **Creator:** `{state.creator_id}`"
+            + (
+                f" · **Agency** ({state.agency_represents}): `{state.agency_id}`"
+                if state.agency_id
+                else ""
+            ),
+            "",
+            f"**Escrow ({state.currency}):** funded {escrow.funded} · held {escrow.held} · "
+            f"to creator {escrow.released_to_creator} · agency {escrow.agency_commission} · "
+            f"fee {escrow.platform_fee} · refunded {escrow.refunded_to_brand}",
+            "",
+            "| # | deliverable | amount | status |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {d.index} | {d.title} | {d.amount} | `{d.status.value}` |"
+            for d in state.deliverables
+        ]
+        if state.frozen:
+            lines += ["", f"**Frozen:** {state.frozen_reason or 'funding charge disputed'}"]
+        return "\n".join(lines)
+
+
+def _error_type(err: ActivityError) -> str | None:
+    cause = err.cause
+    return cause.type if isinstance(cause, ApplicationError) else None
