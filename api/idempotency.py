@@ -71,6 +71,24 @@ class IdempotencyMiddleware:
         status = 500
         content_type: str | None = None
         chunks: list[bytes] = []
+        stored = False
+
+        async def store() -> None:
+            nonlocal stored
+            stored = True
+            async with sessionmaker() as session:
+                record = await session.get(IdempotencyRecord, record_id)
+                if record is None:
+                    return
+                if status >= 500:
+                    await session.delete(record)
+                else:
+                    record.in_flight = False
+                    record.status_code = status
+                    record.content_type = content_type
+                    record.response_body = b"".join(chunks)
+                    session.add(record)
+                await session.commit()
 
         async def capture(message: Message) -> None:
             nonlocal status, content_type
@@ -79,23 +97,18 @@ class IdempotencyMiddleware:
                 content_type = Headers(raw=message.get("headers", [])).get("content-type")
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    # Stored before the client sees the end of the response, so a client
+                    # that retries at once gets the replay, not "in flight".
+                    await store()
             await send(message)
 
         try:
             await self.app(scope, _replay_body(body, receive), capture)
         finally:
-            async with sessionmaker() as session:
-                record = await session.get(IdempotencyRecord, record_id)
-                if record is not None:
-                    if status >= 500:
-                        await session.delete(record)
-                    else:
-                        record.in_flight = False
-                        record.status_code = status
-                        record.content_type = content_type
-                        record.response_body = b"".join(chunks)
-                        session.add(record)
-                    await session.commit()
+            if not stored:
+                status = 500  # the app failed before answering: free the key
+                await store()
 
 
 async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: str):

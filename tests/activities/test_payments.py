@@ -113,7 +113,8 @@ async def add_party(sessionmaker, role: Role, stripe_account: str | None = None)
 
 class FlakyRail:
     """The sandbox rail behind a network that fails the first `failures` calls of each kind,
-    either before the request reaches the rail or after the rail acted (lost response)."""
+    either before the request reaches the rail or after the rail acted (lost response).
+    Counts every call that reaches it."""
 
     name = "sandbox"
 
@@ -221,8 +222,10 @@ async def test_fund_release_refund_books_exact_ledger(payments, sessionmaker):
     ]
 
 
-async def test_repeated_calls_move_money_once(payments, sessionmaker):
+async def test_repeated_calls_move_money_once(settings, sessionmaker):
     cid = new_campaign()
+    rail = FlakyRail(SandboxRail(sessionmaker), failures=0)
+    payments = PaymentActivities(settings, sessionmaker, rail)
     release = ReleaseFunds(
         idempotency_key=f"{cid}:release:0",
         campaign_id=cid,
@@ -237,6 +240,7 @@ async def test_repeated_calls_move_money_once(payments, sessionmaker):
     first_release = await run(payments.release_funds, release)
     assert await run(payments.fund_campaign, fund(cid)) == first_fund
     assert await run(payments.release_funds, release) == first_release
+    assert rail.calls == {"charge": 1, "transfer": 1}  # answered from the ledger
     assert [row[0] for row in await ledger(sessionmaker, cid)] == [
         f"{cid}:fund",
         f"{cid}:release:0",

@@ -26,6 +26,9 @@ from domain.payments import DECLINED_PAYMENT_METHOD, DEFAULT_PAYMENT_METHOD, Fun
 
 API_KEY = "sk_test_parley"
 
+# stripe 16's HTTPX client posts its (already encoded) form with httpx's deprecated `data=`.
+pytestmark = pytest.mark.filterwarnings("ignore:Use 'content=<...>':DeprecationWarning")
+
 
 def new_key(step: str) -> str:
     return f"cmp_{uuid.uuid4().hex[:16]}:{step}"

@@ -1,0 +1,105 @@
+"""Records the replay fixtures: `python -m tests.histories.record` (after an intended change
+that running workflows may see, guard it with workflow.patched and record anew)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from config import Settings
+from db.engine import make_engine, make_sessionmaker
+from db.migrate import upgrade
+from domain import search_attributes
+from domain.campaign import (
+    AcceptCampaign,
+    Action,
+    DeliverableAction,
+    FundRequest,
+    RequestChanges,
+    SubmitDeliverable,
+)
+from tests.conftest import TEST_SERVER_BIN
+from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
+from worker import build_worker
+from workflows.campaign import CampaignWorkflow
+
+HERE = Path(__file__).parent
+
+
+async def completed_campaign(client, task_queue: str) -> str:
+    new = new_campaign(amounts=(10_000, 5_000))
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    declined = FundRequest(actor_id=BRAND, payment_method="pm_card_visa_chargeDeclined")
+    with contextlib.suppress(WorkflowUpdateFailedError):
+        await handle.execute_update(CampaignWorkflow.fund, declined)
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    work = {"actor_id": CREATOR, "url": "https://x.io/1"}
+    await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=0, **work))
+    await handle.execute_update(
+        CampaignWorkflow.request_changes, RequestChanges(actor_id=BRAND, index=0, reason="tag us")
+    )
+    await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=0, **work))
+    await handle.execute_update(
+        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
+    )
+    await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=1, **work))
+    await handle.result()  # auto-approval, releases, review period
+    return (await handle.fetch_history()).to_json()
+
+
+async def cancelled_campaign(client, task_queue: str) -> str:
+    new = new_campaign(amounts=(6_000, 4_000))
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    await handle.execute_update(CampaignWorkflow.cancel, Action(actor_id=CREATOR))
+    await handle.result()
+    return (await handle.fetch_history()).to_json()
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/parley.db"
+        upgrade(url)
+        engine = make_engine(url)
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=str(TEST_SERVER_BIN), data_converter=pydantic_data_converter
+        )
+        await env.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace="default",
+                search_attributes={k.name: k.indexed_value_type for k in search_attributes.ALL},
+            )
+        )
+        settings = Settings(data_dir=Path(tmp), database_url=url, task_queue="record")
+        async with build_worker(env.client, settings, make_sessionmaker(engine)):
+            for name, scenario in (
+                ("campaign_completed", completed_campaign),
+                ("campaign_cancelled", cancelled_campaign),
+            ):
+                (HERE / f"{name}.json").write_text(await scenario(env.client, "record"))
+                print(f"recorded {name}")
+        await env.shutdown()
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
