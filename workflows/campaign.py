@@ -56,6 +56,7 @@ MONEY_RETRY = RetryPolicy(
 )
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+RECORD_TIMEOUT = timedelta(seconds=10)
 # A party waiting on "fund" gets an answer within this; the same key is reused next time.
 FUNDING_DEADLINE = timedelta(minutes=1)
 
@@ -488,7 +489,9 @@ class CampaignWorkflow:
         state = self.state
         state.version += 1
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
-        await workflow.execute_activity(
+        # A local activity: one marker in history instead of three events carrying the
+        # whole snapshot; it is a short idempotent write, which is what local activities suit.
+        await workflow.execute_local_activity(
             RECORD_CAMPAIGN_CHANGE,
             CampaignChange(
                 campaign_id=state.id,
@@ -505,7 +508,7 @@ class CampaignWorkflow:
                 notify=recipients,
                 notify_roles=notify_roles or [],
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=RECORD_RETRY,
         )
         self._publish()
