@@ -11,8 +11,8 @@ import sys
 from sqlmodel import select
 
 from db.models import LedgerEntry, SandboxMovement
-from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from domain.campaign import AcceptCampaign, FundRequest
+from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from workflows.campaign import CampaignWorkflow
 
 
@@ -53,7 +53,9 @@ async def test_crash_after_rail_call_moves_money_exactly_once(temporal_env, sett
 
         async with sessionmaker() as session:
             entry = (
-                await session.exec(select(LedgerEntry).where(LedgerEntry.idempotency_key == fund_key))
+                await session.exec(
+                    select(LedgerEntry).where(LedgerEntry.idempotency_key == fund_key)
+                )
             ).one()
             booked = (
                 await session.exec(

@@ -456,12 +456,12 @@ class CampaignWorkflow:
     async def _cancel_after_funding(self, actor: str | None, confirmed_by: str) -> None:
         """Refund what is not yet approved; approved deliverables still clear and release."""
         state = self.state
-        state.cancellation = None
-        state.phase = CampaignStatus.CANCELLED
-        state.ended_at = workflow.now()
         for item in state.deliverables:
             if item.status in UNAPPROVED:
                 await self._refund(item, actor)
+        # Reported cancelled only once every refund is through.
+        state.cancellation = None
+        self._end(CampaignStatus.CANCELLED)
         await self._changed(
             "campaign.cancelled", actor, {"confirmed_by": confirmed_by}, notify=state.parties()
         )

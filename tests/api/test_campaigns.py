@@ -342,3 +342,60 @@ async def test_overdue_deliverable_cancelled_by_brand(api, trio):
         "held": 6_000,
         "refunded_to_brand": 4_000,
     }
+
+
+async def test_funding_window_expires_through_the_api(api, trio):
+    brand, creator, _ = trio
+    body = campaign_body(creator.id, funding_window="PT1S")
+    created = await ok(await brand.client.post("/v1/campaigns", json=body), 201)
+    cid = created["id"]
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        )
+    )
+    expired = await until(brand.client, cid, lambda s: s["status"] == "expired")
+    assert expired["escrow"] == ZERO
+    assert_problem(await brand.client.post(f"/v1/campaigns/{cid}/fund"), 409, "invalid_state")
+
+
+async def test_cancellation_by_silence_through_the_api(api, trio):
+    brand, creator, _ = trio
+    funded = await create_and_fund(brand, creator, cancellation_window="PT2S")
+    cid = funded["id"]
+    requested = await ok(await creator.client.post(f"/v1/campaigns/{cid}/cancel"))
+    assert requested["cancellation"]["requested_by"] == "creator"
+    assert_problem(await creator.client.post(f"/v1/campaigns/{cid}/cancel"), 409, "invalid_state")
+    cancelled = await until(brand.client, cid, lambda s: s["status"] == "cancelled")
+    assert cancelled["escrow"] == {**ZERO, "funded": 15_000, "refunded_to_brand": 15_000}
+    assert [d["status"] for d in cancelled["deliverables"]] == ["refunded", "refunded"]
+
+
+async def test_cancellation_confirmed_by_the_other_side(api, trio):
+    brand, creator, _ = trio
+    funded = await create_and_fund(brand, creator)
+    cid = funded["id"]
+    await ok(await brand.client.post(f"/v1/campaigns/{cid}/cancel"))
+    confirmed = await ok(await creator.client.post(f"/v1/campaigns/{cid}/cancel"))
+    assert confirmed["status"] == "cancelled"
+    assert confirmed["escrow"]["refunded_to_brand"] == 15_000 and confirmed["escrow"]["held"] == 0
+
+
+async def test_temporal_ui_sees_summary_details_and_search_attributes(api, trio, temporal_env):
+    brand, creator, _ = trio
+    funded = await create_and_fund(brand, creator)
+    cid = funded["id"]
+    handle = temporal_env.client.get_workflow_handle(f"campaign-{cid}")
+    description = await handle.describe()
+    assert "Spring launch" in await description.static_summary()
+    details = await description.static_details()  # None: the live view is current details
+    assert details is None
+    metadata = await handle.query("__temporal_workflow_metadata")
+    assert "`active`" in metadata.current_details and "held 15000" in metadata.current_details
+    query = f'ParleyCampaign="{cid}" AND ParleyStage="active"'
+    found = []
+    deadline = asyncio.get_running_loop().time() + 15  # visibility is eventually consistent
+    while not found and asyncio.get_running_loop().time() < deadline:
+        found = [w.id async for w in temporal_env.client.list_workflows(query)]
+        await asyncio.sleep(0.2)
+    assert found == [f"campaign-{cid}"]

@@ -21,5 +21,5 @@ def test_fixtures_exist():
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replays(path: Path):
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    history = WorkflowHistory.from_json(path.stem, path.read_text())  # noqa: ASYNC240
     await replayer.replay_workflow(history)
