@@ -17,4 +17,5 @@ def build_activities(settings, sessionmaker) -> list[Callable]:
         payments.release_funds,
         payments.refund_funds,
         records.record_campaign_change,
+        records.record_dispute_change,
     ]

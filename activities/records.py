@@ -13,8 +13,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 
-from db.models import CampaignRecord, Notification, Party, TimelineEvent, utcnow
-from domain.records import RECORD_CAMPAIGN_CHANGE, CampaignChange, notification_title
+from db.models import (
+    CampaignRecord,
+    DisputeRecord,
+    Notification,
+    Party,
+    TimelineEvent,
+    utcnow,
+)
+from domain.dispute import MEDIATED
+from domain.records import (
+    RECORD_CAMPAIGN_CHANGE,
+    RECORD_DISPUTE_CHANGE,
+    CampaignChange,
+    DisputeChange,
+    notification_title,
+)
 
 
 class RecordActivities:
@@ -24,7 +38,7 @@ class RecordActivities:
     @activity.defn(name=RECORD_CAMPAIGN_CHANGE)
     async def record_campaign_change(self, change: CampaignChange) -> None:
         async with self.sessionmaker() as session:
-            record = await session.get(CampaignRecord, change.campaign_id, with_for_update=True)
+            record = await session.get(CampaignRecord, change.campaign_id)
             if record is None:
                 record = CampaignRecord(
                     id=change.campaign_id,
@@ -41,37 +55,78 @@ class RecordActivities:
                 record.snapshot = change.snapshot
                 record.updated_at = utcnow()
                 session.add(record)
-            await _insert_once(
-                session,
-                TimelineEvent(
-                    campaign_id=change.campaign_id,
-                    seq=change.event.seq,
-                    at=change.event.at,
-                    kind=change.event.kind,
-                    actor=change.event.actor,
-                    data=change.event.data,
-                ),
+            await _write_event(
+                session, change.campaign_id, change.campaign_id, None, change, change.status
             )
-            event_key = f"{change.campaign_id}:{change.event.seq}"
-            recipients = list(change.notify)
-            if change.notify_roles:
-                query = select(Party.id).where(Party.role.in_(change.notify_roles))
-                recipients += [p for p in (await session.exec(query)).all() if p not in recipients]
-            for party_id in recipients:
-                await _insert_once(
-                    session,
-                    Notification(
-                        id="ntf_" + secrets.token_hex(8),
-                        event_key=event_key,
-                        party_id=party_id,
-                        campaign_id=change.campaign_id,
-                        kind=change.event.kind,
-                        title=notification_title(change.event.kind, change.title),
-                        data={**change.event.data, "status": change.status},
-                        created_at=change.event.at,
-                    ),
-                )
             await session.commit()
+
+    @activity.defn(name=RECORD_DISPUTE_CHANGE)
+    async def record_dispute_change(self, change: DisputeChange) -> None:
+        async with self.sessionmaker() as session:
+            record = await session.get(DisputeRecord, change.dispute_id)
+            if record is None:
+                record = DisputeRecord(
+                    id=change.dispute_id,
+                    campaign_id=change.campaign_id,
+                    stage=change.stage,
+                    brand_id=change.brand_id,
+                    creator_id=change.creator_id,
+                    agency_id=change.agency_id,
+                    created_at=change.event.at,
+                )
+            if change.version > record.version:
+                record.version = change.version
+                record.stage = change.stage
+                record.mediator_id = change.mediator_id
+                record.mediated = record.mediated or change.stage in MEDIATED
+                record.snapshot = change.snapshot
+                record.updated_at = utcnow()
+                session.add(record)
+            await _write_event(
+                session,
+                change.campaign_id,
+                change.dispute_id,
+                change.dispute_id,
+                change,
+                change.stage,
+            )
+            await session.commit()
+
+
+async def _write_event(session, campaign_id, source, dispute_id, change, status: str) -> None:
+    """The timeline entry and one inbox notification per recipient, each written once."""
+    event = change.event
+    await _insert_once(
+        session,
+        TimelineEvent(
+            campaign_id=campaign_id,
+            source=source,
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            actor=event.actor,
+            data=event.data,
+        ),
+    )
+    recipients = list(change.notify)
+    if change.notify_roles:
+        query = select(Party.id).where(Party.role.in_(change.notify_roles))
+        recipients += [p for p in (await session.exec(query)).all() if p not in recipients]
+    for party_id in recipients:
+        await _insert_once(
+            session,
+            Notification(
+                id="ntf_" + secrets.token_hex(8),
+                event_key=f"{source}:{event.seq}",
+                party_id=party_id,
+                campaign_id=campaign_id,
+                dispute_id=dispute_id,
+                kind=event.kind,
+                title=notification_title(event.kind, change.title),
+                data={**event.data, "status": status},
+                created_at=event.at,
+            ),
+        )
 
 
 async def _insert_once(session, row) -> None:

@@ -113,12 +113,36 @@ class CampaignRecord(SQLModel, table=True):
     updated_at: datetime = _ts()
 
 
+class DisputeRecord(SQLModel, table=True):
+    """Read model of a dispute for lists and visibility; the workflow is authoritative."""
+
+    __tablename__ = "dispute_record"
+
+    id: str = Field(primary_key=True, max_length=40)
+    campaign_id: str = Field(index=True, max_length=40)
+    stage: str = Field(index=True, max_length=30)
+    mediator_id: str | None = Field(default=None, index=True, max_length=40)
+    brand_id: str = Field(index=True, max_length=40)
+    creator_id: str = Field(index=True, max_length=40)
+    agency_id: str | None = Field(default=None, index=True, max_length=40)
+    # Once a dispute reached mediation every mediator may see it (SPEC §1), even afterwards.
+    mediated: bool = False
+    version: int = 0
+    snapshot: dict = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
 class TimelineEvent(SQLModel, table=True):
+    """A campaign's history, its disputes' events included (in the order they were written)."""
+
     __tablename__ = "timeline_event"
-    __table_args__ = (UniqueConstraint("campaign_id", "seq"),)
+    __table_args__ = (UniqueConstraint("source", "seq"),)
 
     id: int | None = Field(default=None, primary_key=True)
     campaign_id: str = Field(index=True, max_length=40)
+    # The workflow that wrote it (campaign or dispute id); with seq it makes writes idempotent.
+    source: str = Field(max_length=40)
     seq: int
     at: datetime = Field(sa_type=DateTime(timezone=True))
     kind: str = Field(max_length=60)

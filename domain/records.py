@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 RECORD_CAMPAIGN_CHANGE = "record_campaign_change"
+RECORD_DISPUTE_CHANGE = "record_dispute_change"
 
 # Inbox wording per event kind; events not listed get a generic line.
 NOTIFICATION_TITLES: dict[str, str] = {
@@ -30,6 +31,20 @@ NOTIFICATION_TITLES: dict[str, str] = {
     "deliverable.released": "Deliverable paid out",
     "deliverable.overdue": "Deliverable overdue",
     "deliverable.refunded": "Deliverable refunded",
+    "deliverable.settled": "Disputed deliverable settled",
+    "dispute.filed": "Dispute filed: respond before the deadline",
+    "dispute.responded": "Dispute answered: negotiation is open",
+    "dispute.offer_made": "New settlement offer",
+    "dispute.escalated": "Dispute escalated to mediation",
+    "dispute.evidence_added": "New evidence in the dispute",
+    "dispute.mediator_assigned": "A mediator took the dispute",
+    "dispute.evidence_requested": "The mediator asks for evidence",
+    "dispute.settlement_proposed": "The mediator proposed a settlement: accept or reject",
+    "dispute.proposal_accepted": "Proposal accepted by one side",
+    "dispute.proposal_rejected": "Proposal rejected: the dispute goes to arbitration",
+    "dispute.mediator_overdue": "Mediator overdue on a dispute",
+    "dispute.resolved": "Dispute resolved",
+    "dispute.withdrawn": "Dispute withdrawn",
 }
 
 
@@ -60,4 +75,20 @@ class CampaignChange(BaseModel):
     event: TimelineEntry
     notify: list[str] = Field(default_factory=list)
     # Everyone of these roles is told too (e.g. all mediators, who are not on the campaign).
+    notify_roles: list[str] = Field(default_factory=list)
+
+
+class DisputeChange(BaseModel):
+    dispute_id: str
+    campaign_id: str
+    version: int
+    stage: str
+    mediator_id: str | None = None
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    title: str
+    snapshot: dict[str, Any]
+    event: TimelineEntry
+    notify: list[str] = Field(default_factory=list)
     notify_roles: list[str] = Field(default_factory=list)

@@ -65,7 +65,7 @@ FUNDING_DEADLINE = timedelta(minutes=1)
 class CampaignWorkflow:
     @workflow.init
     def __init__(self, new: NewCampaign) -> None:
-        self.state: CampaignState = open_campaign(new, workflow.now())
+        self.campaign: CampaignState = open_campaign(new, workflow.now())
         self._lock = asyncio.Lock()
         self._wake = False
         self._ready = False
@@ -74,11 +74,13 @@ class CampaignWorkflow:
     @workflow.run
     async def run(self, new: NewCampaign) -> dict[str, Any]:
         async with self._lock:
-            await self._changed("campaign.created", new.created_by, notify=[self.state.creator_id])
+            await self._changed(
+                "campaign.created", new.created_by, notify=[self.campaign.creator_id]
+            )
         self._ready = True
         while not self._finished():
             self._wake = False
-            deadline = self.state.next_deadline()
+            deadline = self.campaign.next_deadline()
             wait = None if deadline is None else deadline - workflow.now()
             if wait is None or wait > timedelta(0):
                 try:
@@ -88,7 +90,7 @@ class CampaignWorkflow:
             async with self._lock:
                 await self._fire_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.state.public()
+        return self.campaign.public()
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -97,7 +99,7 @@ class CampaignWorkflow:
         return self.state_view()
 
     def state_view(self) -> dict[str, Any]:
-        return self.state.public()
+        return self.campaign.public()
 
     @workflow.update
     async def created(self) -> dict[str, Any]:
@@ -112,16 +114,16 @@ class CampaignWorkflow:
         async with self._lock:
             self._check_accept(req)
             now = workflow.now()
-            self.state.phase = CampaignStatus.AWAITING_FUNDING
-            self.state.fund_by = now + self.state.terms.funding_window
+            self.campaign.phase = CampaignStatus.AWAITING_FUNDING
+            self.campaign.fund_by = now + self.campaign.terms.funding_window
             await self._changed("campaign.accepted", req.actor_id)
         return self.state_view()
 
     @accept.validator
     def _check_accept(self, req: AcceptCampaign) -> None:
-        self.state.require_side(req.actor_id, "creator")
-        self.state.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
-        if req.contract_hash != self.state.contract_hash:
+        self.campaign.require_side(req.actor_id, "creator")
+        self.campaign.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
+        if req.contract_hash != self.campaign.contract_hash:
             raise refuse(Refusal.CONTRACT_CHANGED, "the contract changed since you read it")
 
     @workflow.update
@@ -134,14 +136,14 @@ class CampaignWorkflow:
 
     @decline.validator
     def _check_decline(self, req: Action) -> None:
-        self.state.require_side(req.actor_id, "creator")
-        self.state.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
+        self.campaign.require_side(req.actor_id, "creator")
+        self.campaign.require_phase(CampaignStatus.AWAITING_ACCEPTANCE)
 
     @workflow.update
     async def fund(self, req: FundRequest) -> dict[str, Any]:
         async with self._lock:
             self._check_fund(req)
-            state = self.state
+            state = self.campaign
             # A new key only after a definite decline; after an outage the same key is
             # reused so a charge that did go through is found, never made twice.
             key = f"{state.id}:fund" + (
@@ -184,8 +186,8 @@ class CampaignWorkflow:
 
     @fund.validator
     def _check_fund(self, req: FundRequest) -> None:
-        self.state.require_side(req.actor_id, "brand")
-        self.state.require_phase(CampaignStatus.AWAITING_FUNDING)
+        self.campaign.require_side(req.actor_id, "brand")
+        self.campaign.require_phase(CampaignStatus.AWAITING_FUNDING)
 
     # --- deliverables ------------------------------------------------------------------------
 
@@ -198,14 +200,14 @@ class CampaignWorkflow:
                 Submission(url=req.url, notes=req.notes, metrics=req.metrics, submitted_at=now)
             )
             item.status = DeliverableStatus.SUBMITTED
-            item.review_due_at = now + self.state.terms.review_window
+            item.review_due_at = now + self.campaign.terms.review_window
             await self._changed("deliverable.submitted", req.actor_id, {"index": item.index})
         return self.state_view()
 
     @submit.validator
     def _check_submit(self, req: SubmitDeliverable) -> Deliverable:
         self._check_active_action(req, "creator")
-        return self.state.deliverable(
+        return self.campaign.deliverable(
             req.index,
             DeliverableStatus.PENDING,
             DeliverableStatus.CHANGES_REQUESTED,
@@ -223,7 +225,7 @@ class CampaignWorkflow:
     @approve.validator
     def _check_review(self, req: DeliverableAction) -> Deliverable:
         self._check_active_action(req, "brand")
-        return self.state.deliverable(req.index, DeliverableStatus.SUBMITTED)
+        return self.campaign.deliverable(req.index, DeliverableStatus.SUBMITTED)
 
     @workflow.update
     async def request_changes(self, req: RequestChanges) -> dict[str, Any]:
@@ -243,7 +245,7 @@ class CampaignWorkflow:
     @request_changes.validator
     def _check_request_changes(self, req: RequestChanges) -> Deliverable:
         item = self._check_review(req)
-        if item.revisions >= self.state.terms.max_revisions:
+        if item.revisions >= self.campaign.terms.max_revisions:
             raise refuse(
                 Refusal.REVISION_LIMIT_REACHED,
                 f"deliverable {item.index} already had {item.revisions} revision(s); "
@@ -261,7 +263,7 @@ class CampaignWorkflow:
     @cancel_deliverable.validator
     def _check_cancel_deliverable(self, req: DeliverableAction) -> Deliverable:
         self._check_active_action(req, "brand")
-        return self.state.deliverable(req.index, DeliverableStatus.OVERDUE)
+        return self.campaign.deliverable(req.index, DeliverableStatus.OVERDUE)
 
     # --- cancellation ------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class CampaignWorkflow:
     async def cancel(self, req: Action) -> dict[str, Any]:
         async with self._lock:
             side = self._check_cancel(req)
-            state = self.state
+            state = self.campaign
             if state.phase != CampaignStatus.ACTIVE:
                 self._end(CampaignStatus.CANCELLED)
                 await self._changed("campaign.cancelled", req.actor_id, {"by": side})
@@ -287,7 +289,7 @@ class CampaignWorkflow:
 
     @cancel.validator
     def _check_cancel(self, req: Action) -> str:
-        state = self.state
+        state = self.campaign
         side = state.require_either_side(req.actor_id)
         state.require_phase(
             CampaignStatus.AWAITING_ACCEPTANCE,
@@ -310,23 +312,23 @@ class CampaignWorkflow:
     async def set_frozen(self, req: SetFrozen) -> dict[str, Any]:
         async with self._lock:
             self._check_set_frozen(req)
-            self.state.frozen = req.frozen
-            self.state.frozen_reason = req.reason or None if req.frozen else None
+            self.campaign.frozen = req.frozen
+            self.campaign.frozen_reason = req.reason or None if req.frozen else None
             kind = "campaign.frozen" if req.frozen else "campaign.unfrozen"
             await self._changed(
                 kind,
                 None,
                 {"reason": req.reason},
-                notify=self.state.parties(),
+                notify=self.campaign.parties(),
                 notify_roles=["mediator"],
             )
         return self.state_view()
 
     @set_frozen.validator
     def _check_set_frozen(self, req: SetFrozen) -> None:
-        if self.state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
-            raise refuse(Refusal.INVALID_STATE, f"campaign is {self.state.phase.value}")
-        if self.state.frozen == req.frozen:
+        if self.campaign.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
+            raise refuse(Refusal.INVALID_STATE, f"campaign is {self.campaign.phase.value}")
+        if self.campaign.frozen == req.frozen:
             raise refuse(
                 Refusal.INVALID_STATE, "already frozen" if req.frozen else "campaign is not frozen"
             )
@@ -335,7 +337,7 @@ class CampaignWorkflow:
 
     async def _fire_due(self) -> None:
         """Everything whose deadline has passed, in one pass (several may share a moment)."""
-        state, now = self.state, workflow.now()
+        state, now = self.campaign, workflow.now()
         if state.phase == CampaignStatus.AWAITING_ACCEPTANCE and state.accept_by <= now:
             self._end(CampaignStatus.EXPIRED)
             await self._changed("campaign.expired", None, {"waiting_for": "acceptance"})
@@ -373,7 +375,7 @@ class CampaignWorkflow:
                 await self._changed("campaign.completed", None, notify=state.parties())
 
     def _finished(self) -> bool:
-        state = self.state
+        state = self.campaign
         if state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
             return True
         if state.phase == CampaignStatus.CANCELLED:
@@ -391,10 +393,10 @@ class CampaignWorkflow:
         item.approved_at = now
         item.review_due_at = None
         # Until it clears, a dispute may still be filed over it (SPEC §3.4).
-        item.clears_at = now + self.state.terms.clearing_period
+        item.clears_at = now + self.campaign.terms.clearing_period
 
     async def _release(self, item: Deliverable) -> None:
-        state = self.state
+        state = self.campaign
         commission_bps = (
             state.terms.agency_commission_bps if state.agency_represents == "creator" else 0
         )
@@ -434,7 +436,7 @@ class CampaignWorkflow:
         )
 
     async def _refund(self, item: Deliverable, actor: str | None) -> None:
-        state = self.state
+        state = self.campaign
         await workflow.execute_activity(
             "refund_funds",
             RefundFunds(
@@ -455,7 +457,7 @@ class CampaignWorkflow:
 
     async def _cancel_after_funding(self, actor: str | None, confirmed_by: str) -> None:
         """Refund what is not yet approved; approved deliverables still clear and release."""
-        state = self.state
+        state = self.campaign
         for item in state.deliverables:
             if item.status in UNAPPROVED:
                 await self._refund(item, actor)
@@ -469,13 +471,13 @@ class CampaignWorkflow:
     # --- shared checks and bookkeeping -------------------------------------------------------
 
     def _check_active_action(self, req: Action, side: str) -> None:
-        self.state.require_side(req.actor_id, side)
-        self.state.require_phase(CampaignStatus.ACTIVE)
-        self.state.require_not_frozen()
+        self.campaign.require_side(req.actor_id, side)
+        self.campaign.require_phase(CampaignStatus.ACTIVE)
+        self.campaign.require_not_frozen()
 
     def _end(self, phase: CampaignStatus) -> None:
-        self.state.phase = phase
-        self.state.ended_at = workflow.now()
+        self.campaign.phase = phase
+        self.campaign.ended_at = workflow.now()
 
     async def _changed(
         self,
@@ -486,7 +488,7 @@ class CampaignWorkflow:
         notify_roles: list[str] | None = None,
     ) -> None:
         """Records a state change: read model, timeline, inbox; then the UI's view of it."""
-        state = self.state
+        state = self.campaign
         state.version += 1
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
         # A local activity: one marker in history instead of three events carrying the
@@ -516,7 +518,7 @@ class CampaignWorkflow:
 
     def _publish(self) -> None:
         """Search attributes and current details for the Temporal UI, when they change."""
-        state = self.state
+        state = self.campaign
         deadline = state.next_deadline()
         attributes = {"stage": state.status.value, "deadline": deadline}
         if attributes != self._published:
@@ -529,7 +531,7 @@ class CampaignWorkflow:
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
-        state, escrow = self.state, self.state.escrow
+        state, escrow = self.campaign, self.campaign.escrow
         deadline = state.next_deadline()
         lines = [
             f"## {state.title}",

@@ -201,13 +201,19 @@ async def get_timeline(
 ) -> dict[str, Any]:
     query = select(TimelineEvent).where(TimelineEvent.campaign_id == record.id)
     if (position := decode_cursor(cursor)) is not None:
-        query = query.where(TimelineEvent.seq > position[0])
-    rows = (await session.exec(query.order_by(TimelineEvent.seq).limit(limit + 1))).all()
+        query = query.where(TimelineEvent.id > position[0])
+    rows = (await session.exec(query.order_by(TimelineEvent.id).limit(limit + 1))).all()
     return page(
         rows,
         limit,
-        lambda e: [e.seq],
-        lambda e: {"seq": e.seq, "at": e.at, "kind": e.kind, "actor": e.actor, "data": e.data},
+        lambda e: [e.id],
+        lambda e: {
+            "at": e.at,
+            "kind": e.kind,
+            "actor": e.actor,
+            "source": e.source,
+            "data": e.data,
+        },
     )
 
 

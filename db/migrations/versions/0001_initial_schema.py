@@ -35,6 +35,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_campaign_record_creator_id'), ['creator_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_campaign_record_status'), ['status'], unique=False)
 
+    op.create_table('dispute_record',
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=30), nullable=False),
+    sa.Column('mediator_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('brand_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('creator_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('agency_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('mediated', sa.Boolean(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('snapshot', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('dispute_record', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_dispute_record_agency_id'), ['agency_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_record_brand_id'), ['brand_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_record_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_record_creator_id'), ['creator_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_record_mediator_id'), ['mediator_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_dispute_record_stage'), ['stage'], unique=False)
+
     op.create_table('idempotency_record',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('scope', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -127,13 +150,14 @@ def upgrade() -> None:
     op.create_table('timeline_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('kind', sqlmodel.sql.sqltypes.AutoString(length=60), nullable=False),
     sa.Column('actor', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
     sa.Column('data', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('campaign_id', 'seq')
+    sa.UniqueConstraint('source', 'seq')
     )
     with op.batch_alter_table('timeline_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_timeline_event_campaign_id'), ['campaign_id'], unique=False)
@@ -163,6 +187,15 @@ def downgrade() -> None:
 
     op.drop_table('ledger_entry')
     op.drop_table('idempotency_record')
+    with op.batch_alter_table('dispute_record', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_dispute_record_stage'))
+        batch_op.drop_index(batch_op.f('ix_dispute_record_mediator_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_record_creator_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_record_campaign_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_record_brand_id'))
+        batch_op.drop_index(batch_op.f('ix_dispute_record_agency_id'))
+
+    op.drop_table('dispute_record')
     with op.batch_alter_table('campaign_record', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_campaign_record_status'))
         batch_op.drop_index(batch_op.f('ix_campaign_record_creator_id'))

@@ -1,0 +1,234 @@
+"""Dispute payloads and state (SPEC §4): what the DisputeWorkflow holds and the API returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.campaign import Side
+from domain.terms import Terms
+
+
+class Stage(StrEnum):
+    AWAITING_RESPONSE = "awaiting_response"
+    NEGOTIATION = "negotiation"
+    MEDIATION = "mediation"
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"
+    ARBITRATION = "arbitration"
+    RESOLVED = "resolved"
+    WITHDRAWN = "withdrawn"
+
+
+CLOSED = {Stage.RESOLVED, Stage.WITHDRAWN}
+# Stages a mediator sees (SPEC §1: "disputes in mediation/arbitration").
+MEDIATED = {Stage.MEDIATION, Stage.AWAITING_ACCEPTANCE, Stage.ARBITRATION}
+
+ResolvedBy = Literal["acceptance", "default", "agreement", "mediated_agreement", "ruling"]
+
+
+class Split(BaseModel):
+    """How the disputed amount divides; always sums to it exactly (else 422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    release_to_creator: int = Field(ge=0)
+    refund_to_brand: int = Field(ge=0)
+
+    @property
+    def total(self) -> int:
+        return self.release_to_creator + self.refund_to_brand
+
+
+class DisputeFiling(BaseModel):
+    """The API body of `POST /v1/campaigns/{id}/disputes`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=200)
+    deliverables: list[int] | None = None  # default: every one still holding escrow
+    claim: Split
+    statement: str = Field(min_length=1, max_length=20_000)
+
+
+class FileDispute(DisputeFiling):
+    actor_id: str
+
+
+class NewDispute(BaseModel):
+    """Child-workflow input, built by the campaign when it accepts a filing."""
+
+    id: str
+    campaign_id: str
+    campaign_title: str
+    currency: str
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    agency_represents: Side | None = None
+    claimant_id: str
+    claimant_side: Side
+    reason: str
+    statement: str
+    deliverables: list[int]
+    disputed_amount: int
+    claim: Split
+    terms: Terms
+
+
+class Outcome(Split):
+    by: ResolvedBy
+
+
+class Offer(BaseModel):
+    id: str
+    by: str
+    side: Side
+    split: Split
+    at: datetime
+    status: Literal["open", "accepted", "superseded"] = "open"
+
+
+class EvidenceItem(BaseModel):
+    """Metadata only: files live content-addressed on disk, messages in the database."""
+
+    id: str
+    kind: Literal["file", "link", "text", "message"]
+    submitted_by: str
+    at: datetime
+    description: str = ""
+    sha256: str
+    filename: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    url: str | None = None
+    text: str | None = None
+    message_id: str | None = None
+
+
+class Proposal(BaseModel):
+    mediator_id: str
+    split: Split
+    rationale: str = ""
+    at: datetime
+    accepted_by: list[Side] = Field(default_factory=list)
+
+
+class Ruling(BaseModel):
+    mediator_id: str
+    split: Split
+    rationale: str
+    at: datetime
+
+
+class DisputeState(BaseModel):
+    id: str
+    campaign_id: str
+    campaign_title: str
+    currency: str
+    stage: Stage
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    agency_represents: Side | None = None
+    claimant: str
+    claimant_side: Side
+    respondent_side: Side
+    reason: str
+    statement: str
+    response: str | None = None
+    deliverables: list[int]
+    disputed_amount: int
+    claim: Split
+    terms: Terms
+    filed_at: datetime
+    deadline: datetime | None = None
+    evidence: list[EvidenceItem] = Field(default_factory=list)
+    evidence_requests: list[dict[str, Any]] = Field(default_factory=list)
+    offers: list[Offer] = Field(default_factory=list)
+    mediator_id: str | None = None
+    mediator_overdue: bool = False
+    proposal: Proposal | None = None
+    ruling: Ruling | None = None
+    outcome: Outcome | None = None
+    closed_at: datetime | None = None
+    version: int = 0
+
+    @property
+    def respondent(self) -> str:
+        return self.creator_id if self.respondent_side == "creator" else self.brand_id
+
+    def side_of(self, party_id: str) -> Side | None:
+        if party_id == self.brand_id:
+            return "brand"
+        if party_id == self.creator_id:
+            return "creator"
+        if self.agency_id and party_id == self.agency_id:
+            return self.agency_represents
+        return None
+
+    def parties(self) -> list[str]:
+        return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
+
+
+# --- actions (Updates); each carries who acts, as the campaign's do ------------------------
+
+
+class PartyAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor_id: str
+
+
+class Respond(PartyAction):
+    statement: str = Field(min_length=1, max_length=20_000)
+    accept_claim: bool = False
+
+
+class MakeOffer(PartyAction):
+    release_to_creator: int = Field(ge=0)
+    refund_to_brand: int = Field(ge=0)
+
+
+class AcceptOffer(PartyAction):
+    offer_id: str
+
+
+class AddEvidence(BaseModel):
+    """Sent by the API after it stored the file (or for links, text, messages)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    actor_id: str
+    item: EvidenceItem
+
+
+class MediatorAction(BaseModel):
+    """Mediator Updates take the API's JSON plus `mediator_id`, so the Temporal UI can send them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mediator_id: str = Field(min_length=1)
+
+
+class AssignMediator(MediatorAction):
+    reassign: bool = False  # admin only (the API checks); replaces an assigned mediator
+
+
+class RequestEvidence(MediatorAction):
+    note: str = Field(min_length=1, max_length=5000)
+    from_side: Side | None = None  # None: both
+
+
+class ProposeSettlement(MediatorAction):
+    release_to_creator: int = Field(ge=0)
+    refund_to_brand: int = Field(ge=0)
+    rationale: str = Field(default="", max_length=20_000)
+
+
+class IssueRuling(MediatorAction):
+    release_to_creator: int = Field(ge=0)
+    refund_to_brand: int = Field(ge=0)
+    rationale: str = Field(min_length=1, max_length=20_000)

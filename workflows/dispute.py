@@ -1,0 +1,544 @@
+"""DisputeWorkflow (`dispute-{id}`), a child of its campaign (SPEC §4, §5).
+
+It walks the stages — response, negotiation, mediation, proposal, arbitration — each with its
+deadline, and returns the outcome (an exact split of the disputed amount) or None when the
+claimant withdraws. The campaign, which owns the escrow, executes the split. Mediators drive
+it from the API or from the Temporal UI: their Updates take the API's JSON plus
+`mediator_id`, and validators refuse bad input with a message the UI shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from domain import search_attributes as sa
+    from domain.contract import rfc3339
+    from domain.dispute import (
+        CLOSED,
+        AcceptOffer,
+        AddEvidence,
+        AssignMediator,
+        DisputeState,
+        IssueRuling,
+        MakeOffer,
+        NewDispute,
+        Offer,
+        Outcome,
+        PartyAction,
+        Proposal,
+        ProposeSettlement,
+        RequestEvidence,
+        Respond,
+        Ruling,
+        Split,
+        Stage,
+    )
+    from domain.errors import Refusal, refuse
+    from domain.records import RECORD_DISPUTE_CHANGE, DisputeChange, TimelineEntry
+
+RECORD_TIMEOUT = timedelta(seconds=10)
+RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
+
+NEXT_UPDATE = {
+    Stage.AWAITING_RESPONSE: "respondent: `respond` (API `POST /v1/disputes/{id}/respond`)",
+    Stage.NEGOTIATION: "parties: offers, `accept_offer` or `escalate`",
+    Stage.MEDIATION: "mediator: `assign_mediator`, then `request_evidence` or `propose_settlement`",
+    Stage.AWAITING_ACCEPTANCE: "parties: `accept_proposal` / `reject_proposal` (silence accepts)",
+    Stage.ARBITRATION: "assigned mediator: `issue_ruling` with a rationale",
+}
+
+
+@workflow.defn
+class DisputeWorkflow:
+    @workflow.init
+    def __init__(self, new: NewDispute) -> None:
+        now = workflow.now()
+        self.dispute = DisputeState(
+            id=new.id,
+            campaign_id=new.campaign_id,
+            campaign_title=new.campaign_title,
+            currency=new.currency,
+            stage=Stage.AWAITING_RESPONSE,
+            brand_id=new.brand_id,
+            creator_id=new.creator_id,
+            agency_id=new.agency_id,
+            agency_represents=new.agency_represents,
+            claimant=new.claimant_id,
+            claimant_side=new.claimant_side,
+            respondent_side="creator" if new.claimant_side == "brand" else "brand",
+            reason=new.reason,
+            statement=new.statement,
+            deliverables=new.deliverables,
+            disputed_amount=new.disputed_amount,
+            claim=new.claim,
+            terms=new.terms,
+            filed_at=now,
+            deadline=now + new.terms.response_window,
+        )
+        self._lock = asyncio.Lock()
+        self._wake = False
+
+    @workflow.run
+    async def run(self, new: NewDispute) -> Outcome | None:
+        await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
+        while self.dispute.stage not in CLOSED:
+            self._wake = False
+            deadline = self.dispute.deadline
+            wait = None if deadline is None else deadline - workflow.now()
+            if wait is None or wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(lambda: self._wake, timeout=wait)
+                except TimeoutError:
+                    pass
+            async with self._lock:
+                await self._fire_due()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.dispute.outcome
+
+    @workflow.query
+    def state(self) -> dict[str, Any]:
+        """The whole dispute (SPEC §5)."""
+        return self.view()
+
+    def view(self) -> dict[str, Any]:
+        data = self.dispute.model_dump(mode="json", exclude={"version"})
+        data["claimant_id"] = self.dispute.claimant
+        data["respondent"] = self.dispute.respondent_side
+        data["respondent_id"] = self.dispute.respondent
+        return data
+
+    # --- response and negotiation -----------------------------------------------------------
+
+    @workflow.update
+    async def respond(self, req: Respond) -> dict[str, Any]:
+        async with self._lock:
+            self._check_respond(req)
+            state = self.dispute
+            state.response = req.statement
+            if req.accept_claim:
+                await self._resolve(state.claim, "acceptance", req.actor_id)
+            else:
+                self._enter(Stage.NEGOTIATION, state.terms.negotiation_window)
+                await self._changed("dispute.responded", req.actor_id)
+        return self.view()
+
+    @respond.validator
+    def _check_respond(self, req: Respond) -> None:
+        self._require_stage(Stage.AWAITING_RESPONSE)
+        if self.dispute.side_of(req.actor_id) != self.dispute.respondent_side:
+            raise refuse(Refusal.FORBIDDEN, "only the respondent responds")
+
+    @workflow.update
+    async def make_offer(self, req: MakeOffer) -> dict[str, Any]:
+        async with self._lock:
+            side = self._check_make_offer(req)
+            state = self.dispute
+            for offer in state.offers:
+                if offer.side == side and offer.status == "open":
+                    offer.status = "superseded"
+            offer = Offer(
+                id=f"ofr_{len(state.offers) + 1}",
+                by=req.actor_id,
+                side=side,
+                split=Split(
+                    release_to_creator=req.release_to_creator, refund_to_brand=req.refund_to_brand
+                ),
+                at=workflow.now(),
+            )
+            state.offers.append(offer)
+            await self._changed("dispute.offer_made", req.actor_id, {"offer_id": offer.id})
+        return self.view()
+
+    @make_offer.validator
+    def _check_make_offer(self, req: MakeOffer) -> str:
+        self._require_stage(Stage.NEGOTIATION)
+        side = self._require_party(req.actor_id)
+        self._require_exact(req.release_to_creator, req.refund_to_brand)
+        return side
+
+    @workflow.update
+    async def accept_offer(self, req: AcceptOffer) -> dict[str, Any]:
+        async with self._lock:
+            offer = self._check_accept_offer(req)
+            offer.status = "accepted"
+            await self._resolve(offer.split, "agreement", req.actor_id)
+        return self.view()
+
+    @accept_offer.validator
+    def _check_accept_offer(self, req: AcceptOffer) -> Offer:
+        self._require_stage(Stage.NEGOTIATION)
+        side = self._require_party(req.actor_id)
+        offer = next((o for o in self.dispute.offers if o.id == req.offer_id), None)
+        if offer is None:
+            raise refuse(Refusal.NOT_FOUND, f"no offer {req.offer_id}")
+        if offer.status != "open":
+            raise refuse(Refusal.INVALID_STATE, f"offer {offer.id} is {offer.status}")
+        if offer.side == side:
+            raise refuse(Refusal.FORBIDDEN, "the other side accepts an offer")
+        return offer
+
+    @workflow.update
+    async def escalate(self, req: PartyAction) -> dict[str, Any]:
+        async with self._lock:
+            self._check_escalate(req)
+            self._enter(Stage.MEDIATION, self.dispute.terms.mediation_window)
+            await self._changed("dispute.escalated", req.actor_id, notify_roles=["mediator"])
+        return self.view()
+
+    @escalate.validator
+    def _check_escalate(self, req: PartyAction) -> None:
+        self._require_stage(Stage.NEGOTIATION)
+        self._require_party(req.actor_id)
+
+    @workflow.update
+    async def withdraw(self, req: PartyAction) -> dict[str, Any]:
+        async with self._lock:
+            self._check_withdraw(req)
+            self.dispute.stage = Stage.WITHDRAWN
+            self.dispute.deadline = None
+            self.dispute.closed_at = workflow.now()
+            await self._changed("dispute.withdrawn", req.actor_id, notify=self._everyone())
+        return self.view()
+
+    @withdraw.validator
+    def _check_withdraw(self, req: PartyAction) -> None:
+        if self.dispute.stage in CLOSED:
+            raise refuse(Refusal.INVALID_STATE, f"dispute is {self.dispute.stage.value}")
+        if self.dispute.side_of(req.actor_id) != self.dispute.claimant_side:
+            raise refuse(Refusal.FORBIDDEN, "only the claimant withdraws")
+
+    # --- evidence ---------------------------------------------------------------------------
+
+    @workflow.update
+    async def add_evidence(self, req: AddEvidence) -> dict[str, Any]:
+        async with self._lock:
+            self._check_add_evidence(req)
+            self.dispute.evidence.append(req.item)
+            await self._changed(
+                "dispute.evidence_added", req.actor_id, {"evidence_id": req.item.id}
+            )
+        return req.item.model_dump(mode="json")
+
+    @add_evidence.validator
+    def _check_add_evidence(self, req: AddEvidence) -> None:
+        if self.dispute.stage in CLOSED:
+            raise refuse(Refusal.INVALID_STATE, f"dispute is {self.dispute.stage.value}")
+        if not self.dispute.side_of(req.actor_id) and req.actor_id != self.dispute.mediator_id:
+            raise refuse(
+                Refusal.FORBIDDEN, "only the parties and the assigned mediator add evidence"
+            )
+        if any(item.id == req.item.id for item in self.dispute.evidence):
+            raise refuse(Refusal.INVALID_STATE, f"evidence {req.item.id} already added")
+
+    # --- mediation --------------------------------------------------------------------------
+
+    @workflow.update
+    async def assign_mediator(self, req: AssignMediator) -> dict[str, Any]:
+        async with self._lock:
+            self._check_assign(req)
+            previous = self.dispute.mediator_id
+            self.dispute.mediator_id = req.mediator_id
+            await self._changed(
+                "dispute.mediator_assigned",
+                req.mediator_id,
+                {"mediator_id": req.mediator_id, "previous": previous},
+                notify=self._everyone(),
+            )
+        return self.view()
+
+    @assign_mediator.validator
+    def _check_assign(self, req: AssignMediator) -> None:
+        self._require_stage(Stage.MEDIATION, Stage.AWAITING_ACCEPTANCE, Stage.ARBITRATION)
+        current = self.dispute.mediator_id
+        if current == req.mediator_id:
+            raise refuse(Refusal.INVALID_STATE, f"{current} is already assigned")
+        if current and not req.reassign:
+            raise refuse(Refusal.INVALID_STATE, f"mediator {current} is already assigned")
+
+    @workflow.update
+    async def request_evidence(self, req: RequestEvidence) -> dict[str, Any]:
+        async with self._lock:
+            self._check_request_evidence(req)
+            request = {"note": req.note, "from_side": req.from_side, "at": workflow.now()}
+            self.dispute.evidence_requests.append(request)
+            notify = self.dispute.parties()
+            if req.from_side:
+                notify = [p for p in notify if self.dispute.side_of(p) == req.from_side]
+            await self._changed(
+                "dispute.evidence_requested", req.mediator_id, {"note": req.note}, notify=notify
+            )
+        return self.view()
+
+    @request_evidence.validator
+    def _check_request_evidence(self, req: RequestEvidence) -> None:
+        self._require_stage(Stage.MEDIATION, Stage.AWAITING_ACCEPTANCE, Stage.ARBITRATION)
+        self._require_assigned(req.mediator_id)
+
+    @workflow.update
+    async def propose_settlement(self, req: ProposeSettlement) -> dict[str, Any]:
+        async with self._lock:
+            self._check_propose(req)
+            state = self.dispute
+            state.proposal = Proposal(
+                mediator_id=req.mediator_id,
+                split=Split(
+                    release_to_creator=req.release_to_creator, refund_to_brand=req.refund_to_brand
+                ),
+                rationale=req.rationale,
+                at=workflow.now(),
+            )
+            state.mediator_overdue = False
+            self._enter(Stage.AWAITING_ACCEPTANCE, state.terms.proposal_window)
+            await self._changed(
+                "dispute.settlement_proposed", req.mediator_id, notify=self._everyone()
+            )
+        return self.view()
+
+    @propose_settlement.validator
+    def _check_propose(self, req: ProposeSettlement) -> None:
+        self._require_stage(Stage.MEDIATION)
+        self._require_assigned(req.mediator_id)
+        self._require_exact(req.release_to_creator, req.refund_to_brand)
+
+    @workflow.update
+    async def accept_proposal(self, req: PartyAction) -> dict[str, Any]:
+        async with self._lock:
+            side = self._check_answer_proposal(req)
+            proposal = self.dispute.proposal
+            if side not in proposal.accepted_by:
+                proposal.accepted_by.append(side)
+            if {"brand", "creator"} <= set(proposal.accepted_by):
+                await self._resolve(proposal.split, "mediated_agreement", req.actor_id)
+            else:
+                await self._changed("dispute.proposal_accepted", req.actor_id, {"side": side})
+        return self.view()
+
+    @workflow.update
+    async def reject_proposal(self, req: PartyAction) -> dict[str, Any]:
+        async with self._lock:
+            side = self._check_answer_proposal(req)
+            self._enter(Stage.ARBITRATION, self.dispute.terms.arbitration_window)
+            await self._changed(
+                "dispute.proposal_rejected", req.actor_id, {"side": side}, notify=self._everyone()
+            )
+        return self.view()
+
+    @accept_proposal.validator
+    def _validate_accept_proposal(self, req: PartyAction) -> None:
+        self._check_answer_proposal(req)
+
+    @reject_proposal.validator
+    def _check_answer_proposal(self, req: PartyAction) -> str:
+        self._require_stage(Stage.AWAITING_ACCEPTANCE)
+        return self._require_party(req.actor_id)
+
+    @workflow.update
+    async def issue_ruling(self, req: IssueRuling) -> dict[str, Any]:
+        async with self._lock:
+            self._check_ruling(req)
+            split = Split(
+                release_to_creator=req.release_to_creator, refund_to_brand=req.refund_to_brand
+            )
+            self.dispute.ruling = Ruling(
+                mediator_id=req.mediator_id, split=split, rationale=req.rationale, at=workflow.now()
+            )
+            await self._resolve(split, "ruling", req.mediator_id)
+        return self.view()
+
+    @issue_ruling.validator
+    def _check_ruling(self, req: IssueRuling) -> None:
+        self._require_stage(Stage.ARBITRATION)
+        self._require_assigned(req.mediator_id)
+        self._require_exact(req.release_to_creator, req.refund_to_brand)
+
+    # --- deadlines ---------------------------------------------------------------------------
+
+    async def _fire_due(self) -> None:
+        state, now = self.dispute, workflow.now()
+        if state.deadline is None or state.deadline > now:
+            return
+        if state.stage == Stage.AWAITING_RESPONSE:
+            await self._resolve(state.claim, "default", None)  # the claim stands unanswered
+        elif state.stage == Stage.NEGOTIATION:
+            self._enter(Stage.MEDIATION, state.terms.mediation_window)
+            await self._changed(
+                "dispute.escalated", None, {"by": "deadline"}, notify_roles=["mediator"]
+            )
+        elif state.stage == Stage.AWAITING_ACCEPTANCE:
+            await self._resolve(state.proposal.split, "mediated_agreement", None)  # silence accepts
+        elif state.stage in (Stage.MEDIATION, Stage.ARBITRATION):
+            # No automatic decision: flag it and tell every mediator (SPEC §4).
+            state.mediator_overdue = True
+            state.deadline = None
+            await self._changed(
+                "dispute.mediator_overdue",
+                None,
+                {"stage": state.stage.value},
+                notify=[state.mediator_id] if state.mediator_id else [],
+                notify_roles=["mediator"],
+            )
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _enter(self, stage: Stage, window: timedelta) -> None:
+        self.dispute.stage = stage
+        self.dispute.deadline = workflow.now() + window
+        self.dispute.mediator_overdue = False
+
+    async def _resolve(self, split: Split, by: str, actor: str | None) -> None:
+        state = self.dispute
+        state.outcome = Outcome(
+            release_to_creator=split.release_to_creator,
+            refund_to_brand=split.refund_to_brand,
+            by=by,
+        )
+        state.stage = Stage.RESOLVED
+        state.deadline = None
+        state.closed_at = workflow.now()
+        await self._changed(
+            "dispute.resolved", actor, state.outcome.model_dump(), notify=self._everyone()
+        )
+
+    def _everyone(self) -> list[str]:
+        people = self.dispute.parties()
+        return people + [self.dispute.mediator_id] if self.dispute.mediator_id else people
+
+    def _require_stage(self, *stages: Stage) -> None:
+        if self.dispute.stage not in stages:
+            allowed = " or ".join(s.value for s in stages)
+            raise refuse(
+                Refusal.INVALID_STATE, f"dispute is {self.dispute.stage.value}, not {allowed}"
+            )
+
+    def _require_party(self, actor_id: str) -> str:
+        side = self.dispute.side_of(actor_id)
+        if side is None:
+            raise refuse(Refusal.FORBIDDEN, "only the campaign's parties may do this")
+        return side
+
+    def _require_assigned(self, mediator_id: str) -> None:
+        if self.dispute.mediator_id is None:
+            raise refuse(Refusal.INVALID_STATE, "assign a mediator first (`assign_mediator`)")
+        if self.dispute.mediator_id != mediator_id:
+            raise refuse(
+                Refusal.FORBIDDEN,
+                f"only the assigned mediator {self.dispute.mediator_id} may do this",
+            )
+
+    def _require_exact(self, release_to_creator: int, refund_to_brand: int) -> None:
+        if release_to_creator + refund_to_brand != self.dispute.disputed_amount:
+            raise refuse(
+                Refusal.VALIDATION_ERROR,
+                f"release_to_creator + refund_to_brand must equal the disputed amount "
+                f"{self.dispute.disputed_amount} (got {release_to_creator} + {refund_to_brand})",
+            )
+
+    async def _changed(
+        self,
+        kind: str,
+        actor: str | None,
+        data: dict[str, Any] | None = None,
+        notify: list[str] | None = None,
+        notify_roles: list[str] | None = None,
+    ) -> None:
+        state = self.dispute
+        state.version += 1
+        recipients = notify if notify is not None else [p for p in self._everyone() if p != actor]
+        await workflow.execute_local_activity(
+            RECORD_DISPUTE_CHANGE,
+            DisputeChange(
+                dispute_id=state.id,
+                campaign_id=state.campaign_id,
+                version=state.version,
+                stage=state.stage.value,
+                mediator_id=state.mediator_id,
+                brand_id=state.brand_id,
+                creator_id=state.creator_id,
+                agency_id=state.agency_id,
+                title=state.campaign_title,
+                snapshot=self.view(),
+                event=TimelineEntry(
+                    seq=state.version, at=workflow.now(), kind=kind, actor=actor, data=data or {}
+                ),
+                notify=recipients,
+                notify_roles=notify_roles or [],
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+        )
+        self._publish()
+        self._wake = True
+
+    def _publish(self) -> None:
+        state = self.dispute
+        workflow.upsert_search_attributes(
+            [
+                sa.STAGE.value_set(state.stage.value),
+                sa.CAMPAIGN.value_set(state.campaign_id),
+                sa.AMOUNT.value_set(state.disputed_amount),
+                sa.MEDIATOR.value_set(state.mediator_id)
+                if state.mediator_id
+                else sa.MEDIATOR.value_unset(),
+                sa.DEADLINE.value_set(state.deadline)
+                if state.deadline
+                else sa.DEADLINE.value_unset(),
+            ]
+        )
+        workflow.set_current_details(self._details())
+
+    def _details(self) -> str:
+        state = self.dispute
+        deadline = rfc3339(state.deadline) if state.deadline else "—"
+        lines = [
+            f"## Dispute over “{state.campaign_title}”",
+            f"**Stage:** `{state.stage.value}`"
+            + (" · ⚠️ **mediator overdue**" if state.mediator_overdue else "")
+            + f" · **Deadline:** {deadline}",
+            f"**Disputed:** {state.disputed_amount} {state.currency} (deliverables "
+            f"{', '.join(map(str, state.deliverables))}) · **Reason:** {state.reason}",
+            f"**Claimant ({state.claimant_side}):** `{state.claimant}` claims "
+            f"{state.claim.release_to_creator} to creator / {state.claim.refund_to_brand} to brand",
+            f"**Brand:** `{state.brand_id}` · **Creator:** `{state.creator_id}`"
+            + (
+                f" · **Agency** ({state.agency_represents}): `{state.agency_id}`"
+                if state.agency_id
+                else ""
+            ),
+            f"**Mediator:** `{state.mediator_id or 'unassigned'}`",
+        ]
+        if state.stage not in CLOSED:
+            lines.append(f"**Next:** {NEXT_UPDATE[state.stage]}")
+        if state.proposal:
+            p = state.proposal.split
+            lines.append(
+                f"**Proposal:** {p.release_to_creator} / {p.refund_to_brand} "
+                f"(accepted by {', '.join(state.proposal.accepted_by) or 'nobody yet'})"
+            )
+        if state.outcome:
+            o = state.outcome
+            lines.append(
+                f"**Outcome ({o.by}):** {o.release_to_creator} to creator / "
+                f"{o.refund_to_brand} to brand"
+            )
+        open_offers = [o for o in state.offers if o.status == "open"]
+        if open_offers:
+            lines += ["", "| offer | by | to creator | to brand |", "|---|---|---|---|"]
+            lines += [
+                f"| `{o.id}` | {o.side} | {o.split.release_to_creator} "
+                f"| {o.split.refund_to_brand} |"
+                for o in open_offers
+            ]
+        if state.evidence:
+            lines += ["", "| evidence | kind | by | sha256 |", "|---|---|---|---|"]
+            lines += [
+                f"| `{e.id}` {e.description[:40]} | {e.kind} | `{e.submitted_by}` "
+                f"| `{e.sha256[:16]}…` |"
+                for e in state.evidence
+            ]
+        return "\n".join(lines)
