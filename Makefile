@@ -22,6 +22,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+demo: $(STAMP)
+	$(PY) -m scripts.demo
+
+bench: $(STAMP)
+	$(PY) -m bench.campaign_lifecycle
+
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .

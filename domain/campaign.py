@@ -196,7 +196,9 @@ class Deliverable(BaseModel):
     clears_at: datetime | None = None
     revisions: int = 0
     submissions: list[Submission] = Field(default_factory=list)
-    # Set while a dispute freezes it: the time its running timer had left (SPEC §4).
+    # Set while a dispute freezes it: its status before, and the time its running timer
+    # (due, review or clearing) had left, to resume with (SPEC §4).
+    frozen_from: DeliverableStatus | None = None
     paused_remaining: timedelta | None = None
 
 
@@ -264,14 +266,12 @@ class CampaignState(BaseModel):
         elif self.phase == CampaignStatus.AWAITING_FUNDING:
             candidates.append(self.fund_by)
         elif self.phase in (CampaignStatus.ACTIVE, CampaignStatus.CANCELLED):
-            if self.cancellation:
+            if self.cancellation and not self.frozen:
                 candidates.append(self.cancellation.confirm_by)
             for d in self.deliverables:
-                if d.paused_remaining is not None:
-                    continue
                 if d.status == DeliverableStatus.SUBMITTED:
                     candidates.append(d.review_due_at)
-                elif d.status == DeliverableStatus.APPROVED:
+                elif d.status == DeliverableStatus.APPROVED and not self.frozen:
                     candidates.append(d.clears_at)
                 elif d.status in (DeliverableStatus.PENDING, DeliverableStatus.CHANGES_REQUESTED):
                     candidates.append(d.due_at)
@@ -348,3 +348,17 @@ def open_campaign(new: NewCampaign, now: datetime) -> CampaignState:
         created_at=now,
         accept_by=now + new.terms.acceptance_window,
     )
+
+
+# Deliverables a dispute may cover: their money is still held (SPEC §4).
+DISPUTABLE = UNAPPROVED | {DeliverableStatus.APPROVED}
+
+
+def timer_field(status: DeliverableStatus) -> str | None:
+    """Which deadline runs for a deliverable in this status (paused by a dispute)."""
+    return {
+        DeliverableStatus.PENDING: "due_at",
+        DeliverableStatus.CHANGES_REQUESTED: "due_at",
+        DeliverableStatus.SUBMITTED: "review_due_at",
+        DeliverableStatus.APPROVED: "clears_at",
+    }.get(status)

@@ -82,6 +82,13 @@ class Outcome(Split):
     by: ResolvedBy
 
 
+class DisputeResult(BaseModel):
+    """What the dispute hands back to its campaign: the split, or None when withdrawn."""
+
+    dispute_id: str
+    outcome: Outcome | None = None
+
+
 class Offer(BaseModel):
     id: str
     by: str

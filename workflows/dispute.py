@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptOffer,
         AddEvidence,
         AssignMediator,
+        DisputeResult,
         DisputeState,
         IssueRuling,
         MakeOffer,
@@ -82,24 +83,37 @@ class DisputeWorkflow:
             deadline=now + new.terms.response_window,
         )
         self._lock = asyncio.Lock()
-        self._wake = False
+        self._ready = False
 
     @workflow.run
-    async def run(self, new: NewDispute) -> Outcome | None:
+    async def run(self, new: NewDispute) -> DisputeResult:
         await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
+        self._ready = True
         while self.dispute.stage not in CLOSED:
-            self._wake = False
             deadline = self.dispute.deadline
             wait = None if deadline is None else deadline - workflow.now()
             if wait is None or wait > timedelta(0):
                 try:
-                    await workflow.wait_condition(lambda: self._wake, timeout=wait)
+                    # Woken only by a new deadline or the end: offers and evidence leave the
+                    # running timer alone, keeping the history small.
+                    await workflow.wait_condition(
+                        lambda d=deadline: (
+                            self.dispute.deadline != d or self.dispute.stage in CLOSED
+                        ),
+                        timeout=wait,
+                    )
                 except TimeoutError:
                     pass
             async with self._lock:
                 await self._fire_due()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.dispute.outcome
+        return DisputeResult(dispute_id=self.dispute.id, outcome=self.dispute.outcome)
+
+    @workflow.update
+    async def filed(self) -> dict[str, Any]:
+        """Answers once the filing is recorded, so the API can read its own write."""
+        await workflow.wait_condition(lambda: self._ready)
+        return self.view()
 
     @workflow.query
     def state(self) -> dict[str, Any]:
@@ -473,7 +487,6 @@ class DisputeWorkflow:
             retry_policy=RECORD_RETRY,
         )
         self._publish()
-        self._wake = True
 
     def _publish(self) -> None:
         state = self.dispute

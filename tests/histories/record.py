@@ -25,10 +25,21 @@ from domain.campaign import (
     RequestChanges,
     SubmitDeliverable,
 )
+from domain.dispute import (
+    AssignMediator,
+    FileDispute,
+    IssueRuling,
+    MakeOffer,
+    PartyAction,
+    ProposeSettlement,
+    Respond,
+    Split,
+)
 from tests.conftest import TEST_SERVER_BIN
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
+from workflows.dispute import DisputeWorkflow
 
 HERE = Path(__file__).parent
 
@@ -75,6 +86,62 @@ async def cancelled_campaign(client, task_queue: str) -> str:
     return (await handle.fetch_history()).to_json()
 
 
+async def disputed_campaign(client, task_queue: str) -> dict[str, str]:
+    """A dispute through offers, mediation, a rejected proposal and a ruling."""
+    new = new_campaign(amounts=(10_000, 5_000))
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    filed = await handle.execute_update(
+        CampaignWorkflow.file_dispute,
+        FileDispute(
+            actor_id=BRAND,
+            reason="late",
+            claim=Split(release_to_creator=0, refund_to_brand=15_000),
+            statement="Nothing posted",
+        ),
+    )
+    dispute = client.get_workflow_handle(f"dispute-{filed['dispute_id']}")
+    mediator = "pty_mediator"
+    steps = [
+        (DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="Posted late")),
+        (
+            DisputeWorkflow.make_offer,
+            MakeOffer(actor_id=CREATOR, release_to_creator=9_000, refund_to_brand=6_000),
+        ),  # noqa: E501
+        (DisputeWorkflow.escalate, PartyAction(actor_id=BRAND)),
+        (DisputeWorkflow.assign_mediator, AssignMediator(mediator_id=mediator)),
+        (
+            DisputeWorkflow.propose_settlement,
+            ProposeSettlement(
+                mediator_id=mediator, release_to_creator=7_000, refund_to_brand=8_000
+            ),
+        ),  # noqa: E501
+        (DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR)),
+        (
+            DisputeWorkflow.issue_ruling,
+            IssueRuling(
+                mediator_id=mediator,
+                release_to_creator=7_500,
+                refund_to_brand=7_500,
+                rationale="half",
+            ),
+        ),  # noqa: E501
+    ]
+    for update, arg in steps:
+        await dispute.execute_update(update, arg)
+    await handle.result()  # settlement, completion, review period
+    return {
+        "campaign_disputed": (await handle.fetch_history()).to_json(),
+        "dispute_ruled": (await dispute.fetch_history()).to_json(),
+    }
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/parley.db"
@@ -91,11 +158,13 @@ async def main() -> None:
         )
         settings = Settings(data_dir=Path(tmp), database_url=url, task_queue="record")
         async with build_worker(env.client, settings, make_sessionmaker(engine)):
-            for name, scenario in (
-                ("campaign_completed", completed_campaign),
-                ("campaign_cancelled", cancelled_campaign),
-            ):
-                (HERE / f"{name}.json").write_text(await scenario(env.client, "record"))
+            histories = {
+                "campaign_completed": await completed_campaign(env.client, "record"),
+                "campaign_cancelled": await cancelled_campaign(env.client, "record"),
+                **await disputed_campaign(env.client, "record"),
+            }
+            for name, history in histories.items():
+                (HERE / f"{name}.json").write_text(history)
                 print(f"recorded {name}")
         await env.shutdown()
         await engine.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-import pytest
 from temporalio.client import WorkflowHandle
 
 from domain.campaign import (
@@ -18,16 +17,9 @@ from domain.campaign import (
     SubmitDeliverable,
 )
 from domain.terms import Terms
-from worker import build_worker
 from workflows.campaign import CampaignWorkflow
 
 BRAND, CREATOR = "pty_brand", "pty_creator"
-
-
-@pytest.fixture
-async def env(time_env, settings, sessionmaker, task_queue):
-    async with build_worker(time_env.client, settings, sessionmaker, task_queue):
-        yield time_env
 
 
 def new_campaign(amounts=(10_000, 5_000), due_at: datetime | None = None, **terms) -> NewCampaign:
