@@ -19,7 +19,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response
-from db.models import IdempotencyRecord, utcnow
+from db.models import IdempotencyRecord, as_utc, utcnow
 
 HEADER = "idempotency-key"
 # A claim older than this belongs to a request whose process died; it may be taken over.
@@ -140,10 +140,7 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
                     path,
                 )
             if existing.in_flight:
-                created = existing.created_at
-                if created.tzinfo is None:  # SQLite hands back naive UTC
-                    created = created.replace(tzinfo=utcnow().tzinfo)
-                if utcnow() - created > ABANDONED_AFTER:
+                if utcnow() - as_utc(existing.created_at) > ABANDONED_AFTER:
                     await session.exec(
                         delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id)
                     )

@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
-from api.routes import campaigns, health, notifications, parties, webhooks
+from api.routes import campaigns, disputes, health, notifications, parties, webhooks
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(health.router)
     app.include_router(parties.router)
     app.include_router(campaigns.router)
+    app.include_router(disputes.router)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
     return app

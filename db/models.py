@@ -14,6 +14,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; every one we store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _ts() -> Field:
     return Field(default_factory=utcnow, sa_type=DateTime(timezone=True), nullable=False)
 

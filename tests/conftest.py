@@ -32,6 +32,7 @@ TEMPORAL_BIN = BIN / "temporal"
 TEST_SERVER_BIN = BIN / "temporal-test-server"
 ADMIN_TOKEN = "test-admin-token"
 STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
+EVIDENCE_MAX_BYTES = 64 * 1024
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
 
 
@@ -149,6 +150,7 @@ def settings(tmp_path, database_url, task_queue) -> Settings:
         task_queue=task_queue,
         payments="sandbox",
         stripe_webhook_secret=STRIPE_WEBHOOK_SECRET,
+        evidence_max_bytes=EVIDENCE_MAX_BYTES,
     )
 
 

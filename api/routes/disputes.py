@@ -1,0 +1,503 @@
+"""Disputes (SPEC §4, §8): filing through the campaign, then Updates of `dispute-{id}`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import or_, tuple_
+from sqlmodel import select
+
+from api.auth import CurrentParty, CurrentPrincipal, Principal
+from api.deps import SessionDep, SettingsDep, TemporalDep
+from api.errors import ProblemError
+from api.pagination import Limit, decode_cursor, page
+from api.routes.campaigns import VisibleCampaign
+from api.routes.campaigns import workflow_id as campaign_workflow_id
+from api.temporal import query_state, send_update
+from config import Settings
+from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, as_utc, utcnow
+from domain.contract import canonical_json, rfc3339, sha256_hex
+from domain.dispute import (
+    AcceptOffer,
+    AddEvidence,
+    AssignMediator,
+    DisputeFiling,
+    EvidenceItem,
+    FileDispute,
+    IssueRuling,
+    MakeOffer,
+    PartyAction,
+    ProposeSettlement,
+    RequestEvidence,
+    Respond,
+    Stage,
+)
+from domain.parties import Role
+
+router = APIRouter(tags=["disputes"])
+
+# What evidence files may be: screenshots, recordings, documents, exports.
+EVIDENCE_TYPES = {
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "video/mp4",
+    "video/quicktime",
+    "application/pdf",
+    "text/plain",
+    "text/csv",
+    "application/json",
+}
+
+
+def workflow_id(dispute_id: str) -> str:
+    return f"dispute-{dispute_id}"
+
+
+def _is_party(principal: Principal, record: DisputeRecord) -> bool:
+    return principal.id in (record.brand_id, record.creator_id, record.agency_id)
+
+
+async def visible_dispute(
+    dispute_id: str, principal: CurrentPrincipal, session: SessionDep
+) -> DisputeRecord:
+    """Parties see their disputes; mediators those that reached mediation (SPEC §1)."""
+    record = await session.get(DisputeRecord, dispute_id)
+    if record is not None and (
+        principal.is_admin
+        or _is_party(principal, record)
+        or (principal.role == Role.MEDIATOR and record.mediated)
+    ):
+        return record
+    raise ProblemError(404, "not_found", "No such dispute")
+
+
+VisibleDispute = Annotated[DisputeRecord, Depends(visible_dispute)]
+
+
+async def require_mediator(principal: CurrentPrincipal) -> Principal:
+    if principal.role != Role.MEDIATOR and not principal.is_admin:
+        raise ProblemError(403, "forbidden", "only mediators may do this")
+    return principal
+
+
+Mediator = Annotated[Principal, Depends(require_mediator)]
+
+
+async def _act(request: Request, temporal, record: DisputeRecord, update: str, arg) -> dict:
+    return await send_update(temporal, workflow_id(record.id), update, arg, request=request)
+
+
+# --- filing and reading ------------------------------------------------------------------
+
+
+@router.post("/v1/campaigns/{campaign_id}/disputes", status_code=201)
+async def file_dispute(
+    body: DisputeFiling,
+    campaign: VisibleCampaign,
+    principal: CurrentParty,
+    request: Request,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    arg = FileDispute(actor_id=principal.id, **body.model_dump())
+    filed = await send_update(
+        temporal, campaign_workflow_id(campaign.id), "file_dispute", arg, request=request
+    )
+    handle = temporal.get_workflow_handle(workflow_id(filed["dispute_id"]))
+    # Answers once the dispute has recorded itself, so lists show it straight away.
+    return await handle.execute_update("filed", id="filed", result_type=dict)
+
+
+@router.get("/v1/disputes")
+async def list_disputes(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    stage: Stage | None = None,
+    campaign_id: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> dict[str, Any]:
+    query = select(DisputeRecord)
+    if principal.role == Role.MEDIATOR:
+        query = query.where(DisputeRecord.mediated)
+    elif not principal.is_admin:
+        query = query.where(
+            or_(
+                DisputeRecord.brand_id == principal.id,
+                DisputeRecord.creator_id == principal.id,
+                DisputeRecord.agency_id == principal.id,
+            )
+        )
+    if stage:
+        query = query.where(DisputeRecord.stage == stage.value)
+    if campaign_id:
+        query = query.where(DisputeRecord.campaign_id == campaign_id)
+    if (position := decode_cursor(cursor)) is not None:
+        after = (datetime.fromisoformat(position[0]), position[1])
+        query = query.where(tuple_(DisputeRecord.created_at, DisputeRecord.id) < after)
+    query = query.order_by(DisputeRecord.created_at.desc(), DisputeRecord.id.desc())
+    rows = (await session.exec(query.limit(limit + 1))).all()
+    return page(rows, limit, lambda r: [r.created_at.isoformat(), r.id], lambda r: r.snapshot)
+
+
+@router.get("/v1/disputes/{dispute_id}")
+async def get_dispute(record: VisibleDispute, temporal: TemporalDep) -> dict[str, Any]:
+    state = await query_state(temporal, workflow_id(record.id))
+    return state if state is not None else record.snapshot
+
+
+# --- party actions ---------------------------------------------------------------------------
+
+
+class ResponseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    statement: str = Field(min_length=1, max_length=20_000)
+    accept_claim: bool = False
+
+
+class SplitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    release_to_creator: int = Field(ge=0)
+    refund_to_brand: int = Field(ge=0)
+
+
+@router.post("/v1/disputes/{dispute_id}/respond")
+async def respond(
+    body: ResponseBody,
+    record: VisibleDispute,
+    principal: CurrentParty,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = Respond(actor_id=principal.id, **body.model_dump())
+    return await _act(request, temporal, record, "respond", arg)
+
+
+@router.post("/v1/disputes/{dispute_id}/offers", status_code=201)
+async def make_offer(
+    body: SplitBody,
+    record: VisibleDispute,
+    principal: CurrentParty,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = MakeOffer(actor_id=principal.id, **body.model_dump())
+    return await _act(request, temporal, record, "make_offer", arg)
+
+
+@router.post("/v1/disputes/{dispute_id}/offers/{offer_id}/accept")
+async def accept_offer(
+    offer_id: str,
+    record: VisibleDispute,
+    principal: CurrentParty,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = AcceptOffer(actor_id=principal.id, offer_id=offer_id)
+    return await _act(request, temporal, record, "accept_offer", arg)
+
+
+def _party_action(path: str, update: str) -> None:
+    async def action(
+        record: VisibleDispute, principal: CurrentParty, request: Request, temporal: TemporalDep
+    ):
+        return await _act(request, temporal, record, update, PartyAction(actor_id=principal.id))
+
+    action.__name__ = update
+    router.post(f"/v1/disputes/{{dispute_id}}/{path}", name=update)(action)
+
+
+_party_action("escalate", "escalate")
+_party_action("withdraw", "withdraw")
+_party_action("proposal/accept", "accept_proposal")
+_party_action("proposal/reject", "reject_proposal")
+
+
+# --- mediator actions ------------------------------------------------------------------------
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mediator_id: str
+
+
+class EvidenceRequestBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    note: str = Field(min_length=1, max_length=5000)
+    from_side: Literal["brand", "creator"] | None = None
+
+
+class ProposalBody(SplitBody):
+    rationale: str = Field(default="", max_length=20_000)
+
+
+class RulingBody(SplitBody):
+    rationale: str = Field(min_length=1, max_length=20_000)
+
+
+@router.post("/v1/disputes/{dispute_id}/assign")
+async def assign(
+    body: AssignBody,
+    record: VisibleDispute,
+    principal: Mediator,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
+):
+    """A mediator assigns itself; the admin may (re)assign any mediator."""
+    if not principal.is_admin and body.mediator_id != principal.id:
+        raise ProblemError(403, "forbidden", "a mediator assigns only itself")
+    mediator = await session.get(Party, body.mediator_id)
+    if mediator is None or mediator.role != Role.MEDIATOR:
+        raise ProblemError(422, "validation_error", f"mediator_id: no mediator {body.mediator_id}")
+    arg = AssignMediator(mediator_id=body.mediator_id, reassign=principal.is_admin)
+    return await _act(request, temporal, record, "assign_mediator", arg)
+
+
+@router.post("/v1/disputes/{dispute_id}/request-evidence")
+async def request_evidence(
+    body: EvidenceRequestBody,
+    record: VisibleDispute,
+    principal: Mediator,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = RequestEvidence(mediator_id=principal.id or "", **body.model_dump())
+    return await _act(request, temporal, record, "request_evidence", arg)
+
+
+@router.post("/v1/disputes/{dispute_id}/proposal")
+async def propose(
+    body: ProposalBody,
+    record: VisibleDispute,
+    principal: Mediator,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = ProposeSettlement(mediator_id=principal.id or "", **body.model_dump())
+    return await _act(request, temporal, record, "propose_settlement", arg)
+
+
+@router.post("/v1/disputes/{dispute_id}/ruling")
+async def rule(
+    body: RulingBody,
+    record: VisibleDispute,
+    principal: Mediator,
+    request: Request,
+    temporal: TemporalDep,
+):
+    arg = IssueRuling(mediator_id=principal.id or "", **body.model_dump())
+    return await _act(request, temporal, record, "issue_ruling", arg)
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+
+class EvidenceBody(BaseModel):
+    """JSON evidence: a link, a text, or a reference to a campaign message."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["link", "text", "message"]
+    description: str = Field(default="", max_length=2000)
+    url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
+    text: str | None = Field(default=None, max_length=50_000)
+    message_id: str | None = Field(default=None, max_length=40)
+
+
+def evidence_path(settings: Settings, sha256: str) -> Path:
+    """Content-addressed: identical files are stored once, and the name proves the content."""
+    return settings.data_dir / "evidence" / sha256[:2] / sha256
+
+
+async def _store_file(request: Request, settings: Settings) -> EvidenceItem:
+    declared = request.headers.get("content-length")
+    if declared and int(declared) > settings.evidence_max_bytes + 64 * 1024:
+        raise ProblemError(413, "payload_too_large", _too_large(settings))
+    form = await request.form(max_files=1, max_fields=5)
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str):
+        raise ProblemError(422, "validation_error", "file: a multipart file part is required")
+    content_type = (upload.content_type or "").split(";")[0].strip().lower()
+    if content_type not in EVIDENCE_TYPES:
+        raise ProblemError(
+            415,
+            "unsupported_media_type",
+            f"{content_type or 'unknown type'} is not accepted; allowed: "
+            + ", ".join(sorted(EVIDENCE_TYPES)),
+        )
+    data = await upload.read(settings.evidence_max_bytes + 1)
+    if len(data) > settings.evidence_max_bytes:
+        raise ProblemError(413, "payload_too_large", _too_large(settings))
+    digest = hashlib.sha256(data).hexdigest()
+    path = evidence_path(settings, digest)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{secrets.token_hex(4)}.part")
+        partial.write_bytes(data)
+        partial.replace(path)  # atomic: a reader never sees half a file
+    description = form.get("description")
+    return EvidenceItem(
+        id="",
+        kind="file",
+        submitted_by="",
+        at=utcnow(),
+        description=description if isinstance(description, str) else "",
+        sha256=digest,
+        filename=(upload.filename or "evidence")[:255],
+        content_type=content_type,
+        size=len(data),
+    )
+
+
+def _too_large(settings: Settings) -> str:
+    return f"evidence files are limited to {settings.evidence_max_bytes} bytes"
+
+
+def _json_item(body: EvidenceBody) -> EvidenceItem:
+    if body.kind == "link" and body.url:
+        content = body.url
+    elif body.kind == "text" and body.text:
+        content = body.text
+    elif body.kind == "message" and body.message_id:
+        content = body.message_id
+    else:
+        field = {"link": "url", "text": "text", "message": "message_id"}[body.kind]
+        raise ProblemError(422, "validation_error", f"{field}: required for {body.kind} evidence")
+    return EvidenceItem(
+        id="",
+        kind=body.kind,
+        submitted_by="",
+        at=utcnow(),
+        description=body.description,
+        sha256=sha256_hex(content.encode()),
+        url=body.url,
+        text=body.text,
+        message_id=body.message_id,
+    )
+
+
+@router.post("/v1/disputes/{dispute_id}/evidence", status_code=201)
+async def add_evidence(
+    record: VisibleDispute,
+    principal: CurrentParty,
+    request: Request,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    """Multipart `file` + `description`, or JSON `{kind: link|text|message, ...}`."""
+    if not _is_party(principal, record) and principal.id != record.mediator_id:
+        raise ProblemError(
+            403, "forbidden", "only the parties and the assigned mediator add evidence"
+        )
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        item = await _store_file(request, settings)
+    else:
+        try:
+            item = _json_item(EvidenceBody.model_validate_json(await request.body()))
+        except ValidationError as err:
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ProblemError(422, "validation_error", detail) from None
+    item.id = "evd_" + secrets.token_hex(8)
+    item.submitted_by = principal.id
+    return await _act(
+        request, temporal, record, "add_evidence", AddEvidence(actor_id=principal.id, item=item)
+    )
+
+
+@router.get("/v1/disputes/{dispute_id}/evidence/{evidence_id}")
+async def get_evidence(
+    evidence_id: str,
+    record: VisibleDispute,
+    principal: CurrentPrincipal,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+):
+    """Downloads only for the parties and the assigned mediator."""
+    if not (
+        principal.is_admin or _is_party(principal, record) or principal.id == record.mediator_id
+    ):
+        raise ProblemError(404, "not_found", "No such evidence")
+    state = await query_state(temporal, workflow_id(record.id)) or record.snapshot
+    item = next((e for e in state.get("evidence", []) if e["id"] == evidence_id), None)
+    if item is None:
+        raise ProblemError(404, "not_found", "No such evidence")
+    if item["kind"] != "file":
+        return JSONResponse(item)
+    return FileResponse(
+        evidence_path(settings, item["sha256"]),
+        media_type=item["content_type"],
+        filename=item["filename"],
+        headers={"X-Content-SHA256": item["sha256"]},
+    )
+
+
+# --- case file -------------------------------------------------------------------------------
+
+
+@router.get("/v1/disputes/{dispute_id}/case-file")
+async def case_file(
+    record: VisibleDispute, session: SessionDep, temporal: TemporalDep
+) -> dict[str, Any]:
+    """One JSON bundle per dispute with a sha256 digest over its canonical form (SPEC §4)."""
+    dispute = await query_state(temporal, workflow_id(record.id)) or record.snapshot
+    campaign = await query_state(temporal, campaign_workflow_id(record.campaign_id))
+    if campaign is None:  # the campaign has ended: its last snapshot
+        campaign = (await session.get(CampaignRecord, record.campaign_id)).snapshot
+    events = (
+        await session.exec(
+            select(TimelineEvent)
+            .where(TimelineEvent.source == record.id)
+            .order_by(TimelineEvent.seq)
+        )
+    ).all()
+    disputed = set(dispute["deliverables"])
+    bundle = {
+        "dispute_id": record.id,
+        "campaign": {
+            "id": campaign["id"],
+            "title": campaign["title"],
+            "currency": campaign["currency"],
+            "brand_id": campaign["brand_id"],
+            "creator_id": campaign["creator_id"],
+            "agency_id": campaign["agency_id"],
+            "contract_hash": campaign["contract_hash"],
+            "terms": campaign["terms"],
+        },
+        "deliverables": [d for d in campaign["deliverables"] if d["index"] in disputed],
+        "claim": {
+            "claimant": dispute["claimant"],
+            "reason": dispute["reason"],
+            "statement": dispute["statement"],
+            "split": dispute["claim"],
+            "disputed_amount": dispute["disputed_amount"],
+        },
+        "response": dispute["response"],
+        "evidence": dispute["evidence"],
+        "messages": [],  # messages cited as evidence appear in `evidence` by id
+        "offers": dispute["offers"],
+        "proposal": dispute["proposal"],
+        "ruling": dispute["ruling"],
+        "outcome": dispute["outcome"],
+        "timeline": [
+            {
+                "seq": e.seq,
+                "at": rfc3339(as_utc(e.at)),
+                "kind": e.kind,
+                "actor": e.actor,
+                "data": e.data,
+            }
+            for e in events
+        ],
+    }
+    # Round-tripped through JSON so the digest covers exactly what the client receives.
+    bundle = json.loads(json.dumps(bundle, default=str))
+    return {"case_file": bundle, "sha256": sha256_hex(canonical_json(bundle))}
