@@ -257,3 +257,33 @@ async def test_withdrawal_through_the_api_resumes_the_campaign(api, cast):
     resumed = await until(brand.client, cid, lambda s: s["dispute_id"] is None)
     assert resumed["status"] == "active" and resumed["deliverables"][0]["status"] == "pending"
     assert resumed["escrow"]["held"] == 4_000
+
+
+async def visible(temporal_env, query: str, expected: str, present: bool = True) -> None:
+    """Visibility is eventually consistent: poll until the query agrees, or fail."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        ids = [w.id async for w in temporal_env.client.list_workflows(query)]
+        if (expected in ids) == present:
+            return
+        assert asyncio.get_running_loop().time() < deadline, (query, ids)
+        await asyncio.sleep(0.2)
+
+
+async def test_the_readme_queues_find_the_dispute(api, cast, temporal_env):
+    brand, creator, (m1, _), _ = cast
+    cid = (await create_and_fund(brand, creator))["id"]
+    did = (await file(brand, cid))["id"]
+    wid = f"dispute-{did}"
+    unassigned = (
+        'WorkflowType="DisputeWorkflow" AND ParleyStage="mediation" AND ParleyMediator IS NULL'
+    )
+    await ok(await creator.client.post(f"/v1/disputes/{did}/respond", json={"statement": "no"}))
+    await ok(await creator.client.post(f"/v1/disputes/{did}/escalate"))
+    await visible(temporal_env, unassigned, wid)
+    await visible(temporal_env, f'ParleyCampaign="{cid}" AND ParleyAmount=15000', wid)
+    await ok(await m1.client.post(f"/v1/disputes/{did}/assign", json={"mediator_id": m1.id}))
+    await visible(temporal_env, f'ParleyMediator="{m1.id}"', wid)
+    await visible(temporal_env, unassigned, wid, present=False)
+    soon = 'WorkflowType="DisputeWorkflow" AND ParleyDeadline < "2100-01-01T00:00:00Z"'
+    await visible(temporal_env, soon, wid)
