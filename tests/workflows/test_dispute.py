@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
+from sqlmodel import select
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
+from db.models import Notification, Party
 from domain.campaign import DeliverableAction, SubmitDeliverable
 from domain.dispute import (
     AcceptOffer,
@@ -192,7 +195,22 @@ async def test_crossing_acceptances_make_exactly_one_agreement(env, task_queue):
     assert settled["escrow"]["refunded_to_brand"] == final["outcome"]["refund_to_brand"]
 
 
-async def test_negotiation_deadline_escalates_and_mediator_overdue_is_flagged(env, task_queue):
+async def test_negotiation_deadline_escalates_and_mediator_overdue_is_flagged(
+    env, task_queue, sessionmaker
+):
+    mediators = [f"pty_med_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    async with sessionmaker() as session:
+        for mediator_id in mediators:
+            session.add(
+                Party(
+                    id=mediator_id,
+                    name="M",
+                    role="mediator",
+                    email="m@x.io",
+                    api_key_hash=mediator_id,
+                )
+            )
+        await session.commit()
     campaign = await funded(env, task_queue)
     dispute = await file(env, campaign)
     await dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="no"))
@@ -205,6 +223,13 @@ async def test_negotiation_deadline_escalates_and_mediator_overdue_is_flagged(en
     current = await dispute.query(DisputeWorkflow.state)
     assert current["stage"] == "mediation" and current["mediator_overdue"] is True
     assert current["outcome"] is None  # no automatic decision
+    async with sessionmaker() as session:
+        query = select(Notification.party_id).where(
+            Notification.dispute_id == current["id"],
+            Notification.kind == "dispute.mediator_overdue",
+        )
+        told = set((await session.exec(query)).all())
+    assert set(mediators) <= told  # every mediator, not only an assigned one
 
 
 async def test_proposal_silence_counts_as_acceptance(env, task_queue):
