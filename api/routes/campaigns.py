@@ -15,7 +15,7 @@ from sqlmodel import select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from api.auth import CurrentParty, CurrentPrincipal, Principal, bearer_token
+from api.auth import AdminPrincipal, CurrentParty, CurrentPrincipal, Principal, bearer_token
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, page
@@ -30,6 +30,7 @@ from domain.campaign import (
     FundRequest,
     NewCampaign,
     RequestChanges,
+    SetFrozen,
     SubmitDeliverable,
 )
 from domain.parties import Role
@@ -333,3 +334,28 @@ async def cancel_deliverable(
 ):
     arg = DeliverableAction(actor_id=principal.id, index=n)
     return await _act(request, temporal, record, "cancel_deliverable", arg)
+
+
+class FreezeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=500)
+
+
+@router.post("/{campaign_id}/freeze")
+async def freeze(
+    record: VisibleCampaign,
+    _: AdminPrincipal,
+    request: Request,
+    temporal: TemporalDep,
+    body: Annotated[FreezeBody | None, Body()] = None,
+):
+    """Admin: hold every money movement (as a charge dispute on the funding does)."""
+    arg = SetFrozen(frozen=True, reason=(body or FreezeBody()).reason or "frozen by the platform")
+    return await _act(request, temporal, record, "set_frozen", arg)
+
+
+@router.post("/{campaign_id}/unfreeze")
+async def unfreeze(
+    record: VisibleCampaign, _: AdminPrincipal, request: Request, temporal: TemporalDep
+):
+    return await _act(request, temporal, record, "set_frozen", SetFrozen(frozen=False))

@@ -399,3 +399,14 @@ async def test_temporal_ui_sees_summary_details_and_search_attributes(api, trio,
         found = [w.id async for w in temporal_env.client.list_workflows(query)]
         await asyncio.sleep(0.2)
     assert found == [f"campaign-{cid}"]
+
+
+async def test_admin_freezes_and_unfreezes(api, trio):
+    brand, creator, _ = trio
+    cid = (await create_and_fund(brand, creator))["id"]
+    assert_problem(await brand.client.post(f"/v1/campaigns/{cid}/freeze"), 403, "forbidden")
+    frozen = await ok(await api.http.post(f"/v1/campaigns/{cid}/freeze", json={"reason": "KYC"}))
+    assert frozen["status"] == "frozen" and frozen["frozen_reason"] == "KYC"
+    assert_problem(await api.http.post(f"/v1/campaigns/{cid}/freeze"), 409, "invalid_state")
+    thawed = await ok(await api.http.post(f"/v1/campaigns/{cid}/unfreeze"))
+    assert thawed["status"] == "active"
