@@ -202,21 +202,38 @@ class Deliverable(BaseModel):
     paused_remaining: timedelta | None = None
 
 
+class Parties(BaseModel):
+    """Who is on a campaign (and on its disputes), and which side each one acts for."""
+
+    brand_id: str
+    creator_id: str
+    agency_id: str | None = None
+    agency_represents: Side | None = None
+
+    def side_of(self, party_id: str) -> Side | None:
+        if party_id == self.brand_id:
+            return "brand"
+        if party_id == self.creator_id:
+            return "creator"
+        if self.agency_id and party_id == self.agency_id:
+            return self.agency_represents
+        return None
+
+    def parties(self) -> list[str]:
+        return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
+
+
 class Cancellation(BaseModel):
     requested_by: Side
     requested_at: datetime
     confirm_by: datetime
 
 
-class CampaignState(BaseModel):
+class CampaignState(Parties):
     id: str
     phase: CampaignStatus  # lifecycle; `status` adds the disputed/frozen overlays
     title: str
     brief: str
-    brand_id: str
-    creator_id: str
-    agency_id: str | None = None
-    agency_represents: Side | None = None
     currency: str
     contract_hash: str
     terms: Terms
@@ -246,18 +263,6 @@ class CampaignState(BaseModel):
     @property
     def budget(self) -> int:
         return sum(d.amount for d in self.deliverables)
-
-    def side_of(self, party_id: str) -> Side | None:
-        if party_id == self.brand_id:
-            return "brand"
-        if party_id == self.creator_id:
-            return "creator"
-        if self.agency_id and party_id == self.agency_id:
-            return self.agency_represents
-        return None
-
-    def parties(self) -> list[str]:
-        return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
 
     def next_deadline(self) -> datetime | None:
         candidates: list[datetime | None] = []

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.campaign import Side
+from domain.campaign import Parties, Side
 from domain.terms import Terms
 
 
@@ -130,16 +130,12 @@ class Ruling(BaseModel):
     at: datetime
 
 
-class DisputeState(BaseModel):
+class DisputeState(Parties):
     id: str
     campaign_id: str
     campaign_title: str
     currency: str
     stage: Stage
-    brand_id: str
-    creator_id: str
-    agency_id: str | None = None
-    agency_represents: Side | None = None
     claimant: str
     claimant_side: Side
     respondent_side: Side
@@ -166,18 +162,6 @@ class DisputeState(BaseModel):
     @property
     def respondent(self) -> str:
         return self.creator_id if self.respondent_side == "creator" else self.brand_id
-
-    def side_of(self, party_id: str) -> Side | None:
-        if party_id == self.brand_id:
-            return "brand"
-        if party_id == self.creator_id:
-            return "creator"
-        if self.agency_id and party_id == self.agency_id:
-            return self.agency_represents
-        return None
-
-    def parties(self) -> list[str]:
-        return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
 
 
 # --- actions (Updates); each carries who acts, as the campaign's do ------------------------

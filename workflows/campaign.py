@@ -19,6 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.dispute import DisputeWorkflow
+from workflows.records import record
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -60,9 +61,7 @@ with workflow.unsafe.imports_passed_through():
 MONEY_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=1), non_retryable_error_types=[PAYMENT_DECLINED]
 )
-RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-RECORD_TIMEOUT = timedelta(seconds=10)
 # A party waiting on "fund" gets an answer within this; the same key is reused next time.
 FUNDING_DEADLINE = timedelta(minutes=1)
 
@@ -615,9 +614,7 @@ class CampaignWorkflow:
         state = self.campaign
         state.version += 1
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
-        # A local activity: one marker in history instead of three events carrying the
-        # whole snapshot; it is a short idempotent write, which is what local activities suit.
-        await workflow.execute_local_activity(
+        await record(
             RECORD_CAMPAIGN_CHANGE,
             CampaignChange(
                 campaign_id=state.id,
@@ -634,8 +631,6 @@ class CampaignWorkflow:
                 notify=recipients,
                 notify_roles=notify_roles or [],
             ),
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
         )
         self._publish()
 

@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+
+from workflows.records import record
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -43,8 +44,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import Refusal, refuse
     from domain.records import RECORD_DISPUTE_CHANGE, DisputeChange, TimelineEntry
 
-RECORD_TIMEOUT = timedelta(seconds=10)
-RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30))
 
 NEXT_UPDATE = {
     Stage.AWAITING_RESPONSE: "respondent: `respond` (API `POST /v1/disputes/{id}/respond`)",
@@ -464,7 +463,7 @@ class DisputeWorkflow:
         state = self.dispute
         state.version += 1
         recipients = notify if notify is not None else [p for p in self._everyone() if p != actor]
-        await workflow.execute_local_activity(
+        await record(
             RECORD_DISPUTE_CHANGE,
             DisputeChange(
                 dispute_id=state.id,
@@ -483,8 +482,6 @@ class DisputeWorkflow:
                 notify=recipients,
                 notify_roles=notify_roles or [],
             ),
-            start_to_close_timeout=RECORD_TIMEOUT,
-            retry_policy=RECORD_RETRY,
         )
         self._publish()
 
