@@ -10,7 +10,8 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
-from api.routes import campaigns, disputes, health, notifications, parties, webhooks
+from api.message_bus import MessageBus
+from api.routes import campaigns, disputes, health, messages, notifications, parties, webhooks
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 
@@ -26,9 +27,12 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.temporal = temporal or await connect_temporal(settings, lazy=True)
+        app.state.message_bus = MessageBus(settings.db_url)
+        await app.state.message_bus.start()
         try:
             yield
         finally:
+            await app.state.message_bus.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -43,6 +47,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(parties.router)
     app.include_router(campaigns.router)
     app.include_router(disputes.router)
+    app.include_router(messages.router)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
     return app

@@ -174,6 +174,18 @@ class Notification(SQLModel, table=True):
     read_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
+class Message(SQLModel, table=True):
+    """One thread per campaign (SPEC §6): in the database, never in workflow history."""
+
+    # Insertion order: the cursor of the thread and the SSE event id.
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=40)
+    campaign_id: str = Field(index=True, max_length=40)
+    author_id: str = Field(max_length=40)
+    body: str = Field(sa_type=Text)
+    created_at: datetime = _ts()
+
+
 class StripeEvent(SQLModel, table=True):
     """Stripe webhook events already handled (deliveries repeat)."""
 

@@ -23,7 +23,15 @@ from api.routes.campaigns import VisibleCampaign
 from api.routes.campaigns import workflow_id as campaign_workflow_id
 from api.temporal import query_state, send_update
 from config import Settings
-from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, as_utc, utcnow
+from db.models import (
+    CampaignRecord,
+    DisputeRecord,
+    Message,
+    Party,
+    TimelineEvent,
+    as_utc,
+    utcnow,
+)
 from domain.contract import canonical_json, rfc3339, sha256_hex
 from domain.dispute import (
     AcceptOffer,
@@ -362,13 +370,25 @@ def _too_large(settings: Settings) -> str:
     return f"evidence files are limited to {settings.evidence_max_bytes} bytes"
 
 
-def _json_item(body: EvidenceBody) -> EvidenceItem:
+async def _json_item(body: EvidenceBody, record: DisputeRecord, session) -> EvidenceItem:
+    text = body.text
     if body.kind == "link" and body.url:
         content = body.url
     elif body.kind == "text" and body.text:
         content = body.text
     elif body.kind == "message" and body.message_id:
-        content = body.message_id
+        # A cited message is quoted into the evidence, hashed over its text.
+        query = select(Message).where(
+            Message.id == body.message_id, Message.campaign_id == record.campaign_id
+        )
+        message = (await session.exec(query)).first()
+        if message is None:
+            raise ProblemError(
+                422,
+                "validation_error",
+                f"message_id: no message {body.message_id} in this campaign",
+            )
+        content = text = message.body
     else:
         field = {"link": "url", "text": "text", "message": "message_id"}[body.kind]
         raise ProblemError(422, "validation_error", f"{field}: required for {body.kind} evidence")
@@ -380,7 +400,7 @@ def _json_item(body: EvidenceBody) -> EvidenceItem:
         description=body.description,
         sha256=sha256_hex(content.encode()),
         url=body.url,
-        text=body.text,
+        text=text,
         message_id=body.message_id,
     )
 
@@ -390,6 +410,7 @@ async def add_evidence(
     record: VisibleDispute,
     principal: CurrentParty,
     request: Request,
+    session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
@@ -402,10 +423,11 @@ async def add_evidence(
         item = await _store_file(request, settings)
     else:
         try:
-            item = _json_item(EvidenceBody.model_validate_json(await request.body()))
+            body = EvidenceBody.model_validate_json(await request.body())
         except ValidationError as err:
             detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
             raise ProblemError(422, "validation_error", detail) from None
+        item = await _json_item(body, record, session)
     item.id = "evd_" + secrets.token_hex(8)
     item.submitted_by = principal.id
     return await _act(
@@ -482,7 +504,7 @@ async def case_file(
         },
         "response": dispute["response"],
         "evidence": dispute["evidence"],
-        "messages": [],  # messages cited as evidence appear in `evidence` by id
+        "messages": [e for e in dispute["evidence"] if e["kind"] == "message"],
         "offers": dispute["offers"],
         "proposal": dispute["proposal"],
         "ruling": dispute["ruling"],

@@ -93,6 +93,19 @@ def upgrade() -> None:
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ledger_entry_campaign_id'), ['campaign_id'], unique=False)
 
+    op.create_table('message',
+    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('author_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('seq'),
+    sa.UniqueConstraint('id')
+    )
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_message_campaign_id'), ['campaign_id'], unique=False)
+
     op.create_table('notification',
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
@@ -182,6 +195,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notification_campaign_id'))
 
     op.drop_table('notification')
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_message_campaign_id'))
+
+    op.drop_table('message')
     with op.batch_alter_table('ledger_entry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ledger_entry_campaign_id'))
 
