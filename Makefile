@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format demo bench clean
+.PHONY: dev test lint format demo bench bench-dispute clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.campaign_lifecycle
+
+bench-dispute: $(STAMP)
+	$(PY) -m bench.dispute_path
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

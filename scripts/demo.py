@@ -8,15 +8,28 @@ Each step prints one line: the campaign's status, its deliverables' statuses and
 Timer-driven steps poll `GET /v1/campaigns/{id}` until the condition holds or a deadline
 passes. Ends with where to look in the Temporal UI and the campaign's timeline.
 
+Then a dispute, on a second campaign with the same short terms but ten-minute dispute windows
+(so no dispute deadline runs out while the demo speaks): create → accept → fund → the brand
+files over both deliverables claiming everything back → the creator adds evidence (a generated
+PNG, a link) and responds → an offer from each side, neither accepted → the brand escalates →
+a fresh mediator self-assigns, requests evidence, proposes a settlement → the creator rejects
+it → the mediator rules → the campaign settles. Each step prints the dispute's stage; the end
+shows the exact escrow, the case file's digest (checked locally) and the Temporal UI queues.
+
 Reads the same PARLEY_* variables as `make dev` (ports, data dir, admin token).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import struct
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +50,17 @@ TERMS = {
     "proposal_window": "PT1M",
     "arbitration_window": "PT1M",
 }
+# The dispute's campaign: the same terms, but no dispute deadline runs out during the demo.
+DISPUTE_WINDOWS = (
+    "response_window",
+    "negotiation_window",
+    "mediation_window",
+    "proposal_window",
+    "arbitration_window",
+)
+DISPUTE_TERMS = {**TERMS, **dict.fromkeys(DISPUTE_WINDOWS, "PT10M")}
 AMOUNTS = (10_000, 5_000)  # minor units (eur)
+RULING = (7_500, 7_500)  # the mediator's binding split: release to creator, refund to brand
 ESCROW_FIELDS = ("funded", "held", "released_to_creator", "platform_fee", "refunded_to_brand")
 POLL_INTERVAL = 0.2
 # A timer-driven step gets its window plus this much slack before the demo gives up.
@@ -111,6 +134,16 @@ class Party:
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         return expect(self.http.post(path, json=body or {}, headers=headers), status, what)
 
+    def post_file(
+        self, path: str, what: str, file: tuple[str, bytes, str], description: str
+    ) -> dict[str, Any]:
+        """A multipart upload (`file` = name, bytes, content type), with its own key too."""
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        response = self.http.post(
+            path, files={"file": file}, data={"description": description}, headers=headers
+        )
+        return expect(response, 201, what)
+
     def get(self, path: str, what: str, **params: Any) -> dict[str, Any]:
         return expect(self.http.get(path, params=params), 200, what)
 
@@ -139,6 +172,51 @@ class Narrator:
             f"status={state['status']:<20} deliverables: {deliverables:<48} escrow: {escrow}",
             flush=True,
         )
+
+    def show_dispute(self, label: str, dispute: dict[str, Any]) -> None:
+        self.step += 1
+        offers = dispute["offers"]
+        parts = [f"stage={dispute['stage']:<19}"]
+        if dispute.get("deadline"):
+            parts.append(f"deadline {dispute['deadline'][11:19]}Z")
+        parts.append(f"evidence={len(dispute['evidence'])}")
+        parts.append(f"offers={len(offers)} ({sum(o['status'] == 'open' for o in offers)} open)")
+        if dispute["mediator_id"]:
+            parts.append(f"mediator={dispute['mediator_id']}")
+        if dispute["outcome"]:
+            outcome = dispute["outcome"]
+            parts.append(
+                f"outcome: {outcome['release_to_creator']} to creator, "
+                f"{outcome['refund_to_brand']} to brand, by {outcome['by']}"
+            )
+        print(
+            f"[{time.monotonic() - self.started:5.1f}s] {self.step:2d}. {label:<34} "
+            + "  ".join(parts),
+            flush=True,
+        )
+
+
+def tiny_png(width: int = 24, height: int = 16) -> bytes:
+    """A real PNG (RGB gradient), built here so the demo ships no binary file."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(
+        b"\x00"  # filter type: none
+        + b"".join(
+            bytes((x * 255 // (width - 1), y * 255 // (height - 1), 160)) for x in range(width)
+        )
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def wait_for(
@@ -184,9 +262,31 @@ def check_escrow(state: dict[str, Any]) -> None:
         raise DemoError(f"unexpected final escrow {escrow}, expected {expected}")
 
 
+def check_ledger(escrow: dict[str, Any]) -> None:
+    """SPEC §2: funded == held + released_to_creator + agency_commission + platform_fee +
+    refunded_to_brand, and no component negative."""
+    parts = ("held", "released_to_creator", "agency_commission", "platform_fee")
+    total = sum(escrow[k] for k in parts) + escrow["refunded_to_brand"]
+    if total != escrow["funded"] or any(value < 0 for value in escrow.values()):
+        raise DemoError(f"the escrow ledger is not exact: {escrow}")
+
+
+def campaign_body(creator: Party, title: str, terms: dict[str, str]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "brief": "Two posts about the new line",
+        "creator_id": creator.id,
+        "currency": "eur",
+        "deliverables": [
+            {"title": f"Post {i}", "description": "A reel with the product", "amount": amount}
+            for i, amount in enumerate(AMOUNTS)
+        ],
+        "terms": terms,
+    }
+
+
 def run_demo(settings: Settings) -> None:
     base_url = api_url(settings)
-    seconds = {"review_window": 3.0, "clearing_period": 2.0}
     with httpx.Client(base_url=base_url, timeout=30) as anonymous:
         check_ready(anonymous, base_url)
     token = admin_token(settings)
@@ -197,21 +297,22 @@ def run_demo(settings: Settings) -> None:
         creator = create_party(
             admin, base_url, "creator", stripe_account=f"acct_demo{uuid.uuid4().hex[:12]}"
         )
-    print(f"API {base_url} · brand {brand.id} · creator {creator.id}")
-    print(f"terms: {', '.join(f'{k} {v}' for k, v in TERMS.items() if v != 'PT1M')}, others PT1M")
+        # A fresh mediator each run: its own queue in the Temporal UI starts empty.
+        mediator = create_party(admin, base_url, "mediator")
+    print(f"API {base_url} · brand {brand.id} · creator {creator.id} · mediator {mediator.id}")
+    try:
+        campaign_part(settings, brand, creator)
+        dispute_part(settings, brand, creator, mediator)
+    finally:
+        for party in (brand, creator, mediator):
+            party.http.close()
 
+
+def campaign_part(settings: Settings, brand: Party, creator: Party) -> None:
+    seconds = {"review_window": 3.0, "clearing_period": 2.0}
+    print(f"terms: {', '.join(f'{k} {v}' for k, v in TERMS.items() if v != 'PT1M')}, others PT1M")
     say = Narrator()
-    body = {
-        "title": "Parley demo: spring launch",
-        "brief": "Two posts about the new line",
-        "creator_id": creator.id,
-        "currency": "eur",
-        "deliverables": [
-            {"title": f"Post {i}", "description": "A reel with the product", "amount": amount}
-            for i, amount in enumerate(AMOUNTS)
-        ],
-        "terms": TERMS,
-    }
+    body = campaign_body(creator, "Parley demo: spring launch", TERMS)
     created = brand.post("/v1/campaigns", "creating the campaign", body, status=201)
     cid = created["id"]
     path = f"/v1/campaigns/{cid}"
@@ -296,8 +397,147 @@ def run_demo(settings: Settings) -> None:
     print(f"              {ui}/workflows?query={quote(visibility)}")
     print(f"Timeline ({len(kinds)} events): {' → '.join(kinds)}")
     print(f"(The workflow closes review_period {TERMS['review_period']} after completion.)")
-    for party in (brand, creator):
-        party.http.close()
+
+
+def dispute_part(settings: Settings, brand: Party, creator: Party, mediator: Party) -> None:
+    budget = sum(AMOUNTS)
+    print()
+    print(f"A dispute, on a second campaign: same terms, but {', '.join(DISPUTE_WINDOWS)} PT10M")
+    say = Narrator()
+    body = campaign_body(creator, "Parley demo: summer collab", DISPUTE_TERMS)
+    created = brand.post("/v1/campaigns", "creating the second campaign", body, status=201)
+    cid = created["id"]
+    path = f"/v1/campaigns/{cid}"
+    say.show(f"created {cid}", created)
+    accept = {"contract_hash": created["contract_hash"]}
+    say.show("accepted", creator.post(f"{path}/accept", "accepting", accept))
+    say.show("funded", brand.post(f"{path}/fund", "funding"))
+
+    filing = {
+        "reason": "not delivered",
+        "deliverables": list(range(len(AMOUNTS))),
+        "claim": {"release_to_creator": 0, "refund_to_brand": budget},
+        "statement": "Neither post went live on the agreed dates; we want the budget back.",
+    }
+    dispute = brand.post(f"{path}/disputes", "filing the dispute", filing, status=201)
+    did = dispute["id"]
+    dpath = f"/v1/disputes/{did}"
+    say.show_dispute(f"brand filed {did}", dispute)
+    say.show("campaign: deliverables frozen", brand.get(path, "reading the campaign"))
+
+    png = tiny_png()
+    upload = creator.post_file(
+        f"{dpath}/evidence",
+        "uploading a screenshot",
+        ("post-0.png", png, "image/png"),
+        "Screenshot of post #0, live on the feed",
+    )
+    if upload["sha256"] != hashlib.sha256(png).hexdigest():
+        raise DemoError(f"the PNG's recorded sha256 {upload['sha256']} is not its content's")
+    download = brand.http.get(f"{dpath}/evidence/{upload['id']}")
+    if download.status_code != 200 or download.content != png:
+        raise DemoError(f"the brand could not download the PNG back: {download.status_code}")
+    link = {"kind": "link", "url": WORK["url"], "description": "The post itself"}
+    creator.post(f"{dpath}/evidence", "adding a link", link, status=201)
+    say.show_dispute(
+        f"creator: {len(png)} B PNG + a link", creator.get(dpath, "reading the dispute")
+    )
+    response = {"statement": "Post #0 is live (see the screenshot); #1 is scheduled."}
+    say.show_dispute("creator responded", creator.post(f"{dpath}/respond", "responding", response))
+    for party, label, split in (
+        (creator, "creator offered", (12_000, 3_000)),
+        (brand, "brand countered", (4_000, 11_000)),
+    ):
+        offer = {"release_to_creator": split[0], "refund_to_brand": split[1]}
+        state = party.post(f"{dpath}/offers", "making an offer", offer, status=201)
+        say.show_dispute(f"{label} {split[0]}/{split[1]}", state)
+    say.show_dispute("brand escalated (offers open)", brand.post(f"{dpath}/escalate", "escalating"))
+
+    queue = mediator.get("/v1/disputes", "reading the mediation queue", stage="mediation")
+    if did not in [d["id"] for d in queue["items"]]:
+        raise DemoError(f"{did} is not in the mediators' queue: {queue}")
+    assign = {"mediator_id": mediator.id}
+    assigned = mediator.post(f"{dpath}/assign", "assigning", assign)
+    say.show_dispute("mediator self-assigned", assigned)
+    ask = {"note": "Please show post #1's schedule or draft.", "from_side": "creator"}
+    say.show_dispute(
+        "mediator requested evidence",
+        mediator.post(f"{dpath}/request-evidence", "requesting evidence", ask),
+    )
+    proposal = {
+        "release_to_creator": 9_000,
+        "refund_to_brand": 6_000,
+        "rationale": "Post #0 was delivered, post #1 was not.",
+    }
+    say.show_dispute(
+        "mediator proposed 9000/6000", mediator.post(f"{dpath}/proposal", "proposing", proposal)
+    )
+    say.show_dispute(
+        "creator rejected the proposal", creator.post(f"{dpath}/proposal/reject", "rejecting")
+    )
+    release, refund = RULING
+    ruling = {
+        "release_to_creator": release,
+        "refund_to_brand": refund,
+        "rationale": "Post #0 went live late and #1 not at all; the work is worth half.",
+    }
+    ruled = mediator.post(f"{dpath}/ruling", "ruling", ruling)
+    say.show_dispute("mediator ruled (binding)", ruled)
+    expected_outcome = {"release_to_creator": release, "refund_to_brand": refund, "by": "ruling"}
+    if ruled["outcome"] != expected_outcome:
+        raise DemoError(f"unexpected outcome {ruled['outcome']}, expected {expected_outcome}")
+
+    settled = wait_for(brand, cid, lambda s: s["dispute_id"] is None, "the settlement", POLL_SLACK)
+    say.show("campaign settled", settled)
+    escrow = settled["escrow"]
+    check_ledger(escrow)
+    fee = release * settled["terms"]["platform_fee_bps"] // 10_000
+    expected = {
+        "funded": budget,
+        "held": 0,
+        "released_to_creator": release - fee,
+        "agency_commission": 0,
+        "platform_fee": fee,
+        "refunded_to_brand": refund,
+    }
+    if any(escrow[k] != v for k, v in expected.items()):
+        raise DemoError(f"unexpected escrow after the ruling {escrow}, expected {expected}")
+    if {d["status"] for d in settled["deliverables"]} != {"settled"}:
+        raise DemoError(f"the deliverables should be settled: {settled['deliverables']}")
+
+    case = brand.get(f"{dpath}/case-file", "reading the case file")
+    canonical = json.dumps(
+        case["case_file"], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
+    if hashlib.sha256(canonical).hexdigest() != case["sha256"]:
+        raise DemoError(f"the case file's digest {case['sha256']} does not match its content")
+    bundle = case["case_file"]
+
+    ui = f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    queues = {
+        "unassigned": 'ParleyStage="mediation" AND ParleyMediator IS NULL',
+        "mine": f'ParleyMediator="{mediator.id}"',
+        "overdue": f'WorkflowType="DisputeWorkflow" AND ParleyDeadline < "{now}"',
+    }
+    print()
+    print(
+        "Escrow exact: funded {funded} = held {held} + released_to_creator {released_to_creator}"
+        " + agency_commission {agency_commission} + platform_fee {platform_fee}"
+        " + refunded_to_brand {refunded_to_brand}".format(**escrow)
+    )
+    print(
+        f"Case file sha256 {case['sha256']} (recomputed here over its canonical JSON: "
+        f"matches) · {len(bundle['evidence'])} evidence, {len(bundle['offers'])} offers, "
+        f"proposal, ruling, {len(bundle['timeline'])} timeline events"
+    )
+    print(f"Dispute timeline: {' → '.join(e['kind'] for e in bundle['timeline'])}")
+    print("Temporal UI:")
+    print(f"  dispute     {ui}/workflows/dispute-{did}")
+    for name, query in queues.items():
+        print(f"  {name:<11} {query}")
+        print(f"              {ui}/workflows?query={quote(query)}")
+    print("(Resolved: of the three, only `mine` still lists this dispute, as a closed workflow.)")
 
 
 def main() -> None:

@@ -83,6 +83,7 @@ class DisputeWorkflow:
         )
         self._lock = asyncio.Lock()
         self._ready = False
+        self._published: tuple | None = None
 
     @workflow.run
     async def run(self, new: NewDispute) -> DisputeResult:
@@ -486,20 +487,25 @@ class DisputeWorkflow:
         self._publish()
 
     def _publish(self) -> None:
+        """Search attributes when they change (offers and evidence leave them alone), and
+        the current details every time."""
         state = self.dispute
-        workflow.upsert_search_attributes(
-            [
-                sa.STAGE.value_set(state.stage.value),
-                sa.CAMPAIGN.value_set(state.campaign_id),
-                sa.AMOUNT.value_set(state.disputed_amount),
-                sa.MEDIATOR.value_set(state.mediator_id)
-                if state.mediator_id
-                else sa.MEDIATOR.value_unset(),
-                sa.DEADLINE.value_set(state.deadline)
-                if state.deadline
-                else sa.DEADLINE.value_unset(),
-            ]
-        )
+        published = (state.stage, state.mediator_id, state.deadline)
+        if published != self._published:
+            self._published = published
+            workflow.upsert_search_attributes(
+                [
+                    sa.STAGE.value_set(state.stage.value),
+                    sa.CAMPAIGN.value_set(state.campaign_id),
+                    sa.AMOUNT.value_set(state.disputed_amount),
+                    sa.MEDIATOR.value_set(state.mediator_id)
+                    if state.mediator_id
+                    else sa.MEDIATOR.value_unset(),
+                    sa.DEADLINE.value_set(state.deadline)
+                    if state.deadline
+                    else sa.DEADLINE.value_unset(),
+                ]
+            )
         workflow.set_current_details(self._details())
 
     def _details(self) -> str:
