@@ -38,23 +38,16 @@ class RecordActivities:
     @activity.defn(name=RECORD_CAMPAIGN_CHANGE)
     async def record_campaign_change(self, change: CampaignChange) -> None:
         async with self.sessionmaker() as session:
-            record = await session.get(CampaignRecord, change.campaign_id)
-            if record is None:
-                record = CampaignRecord(
-                    id=change.campaign_id,
-                    status=change.status,
-                    title=change.title,
-                    brand_id=change.brand_id,
-                    creator_id=change.creator_id,
-                    agency_id=change.agency_id,
-                    created_at=change.event.at,
-                )
-            if change.version > record.version:
-                record.version = change.version
-                record.status = change.status
-                record.snapshot = change.snapshot
-                record.updated_at = utcnow()
-                session.add(record)
+            record = await session.get(CampaignRecord, change.campaign_id) or CampaignRecord(
+                id=change.campaign_id,
+                status=change.status,
+                title=change.title,
+                brand_id=change.brand_id,
+                creator_id=change.creator_id,
+                agency_id=change.agency_id,
+                created_at=change.event.at,
+            )
+            _apply_if_newer(session, record, change, status=change.status)
             await _write_event(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
@@ -63,25 +56,23 @@ class RecordActivities:
     @activity.defn(name=RECORD_DISPUTE_CHANGE)
     async def record_dispute_change(self, change: DisputeChange) -> None:
         async with self.sessionmaker() as session:
-            record = await session.get(DisputeRecord, change.dispute_id)
-            if record is None:
-                record = DisputeRecord(
-                    id=change.dispute_id,
-                    campaign_id=change.campaign_id,
-                    stage=change.stage,
-                    brand_id=change.brand_id,
-                    creator_id=change.creator_id,
-                    agency_id=change.agency_id,
-                    created_at=change.event.at,
-                )
-            if change.version > record.version:
-                record.version = change.version
-                record.stage = change.stage
-                record.mediator_id = change.mediator_id
-                record.mediated = record.mediated or change.stage in MEDIATED
-                record.snapshot = change.snapshot
-                record.updated_at = utcnow()
-                session.add(record)
+            record = await session.get(DisputeRecord, change.dispute_id) or DisputeRecord(
+                id=change.dispute_id,
+                campaign_id=change.campaign_id,
+                stage=change.stage,
+                brand_id=change.brand_id,
+                creator_id=change.creator_id,
+                agency_id=change.agency_id,
+                created_at=change.event.at,
+            )
+            _apply_if_newer(
+                session,
+                record,
+                change,
+                stage=change.stage,
+                mediator_id=change.mediator_id,
+                mediated=record.mediated or change.stage in MEDIATED,
+            )
             await _write_event(
                 session,
                 change.campaign_id,
@@ -91,6 +82,16 @@ class RecordActivities:
                 change.stage,
             )
             await session.commit()
+
+
+def _apply_if_newer(session, record, change, **fields) -> None:
+    """A snapshot replaces only an older one: retries and reordering never go back in time."""
+    if change.version <= record.version:
+        return
+    for name, value in {**fields, "version": change.version, "snapshot": change.snapshot}.items():
+        setattr(record, name, value)
+    record.updated_at = utcnow()
+    session.add(record)
 
 
 async def _write_event(session, campaign_id, source, dispute_id, change, status: str) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query
+from sqlalchemy import tuple_
 
 from api.errors import ProblemError
 
@@ -38,3 +40,13 @@ def page(rows: list[Any], limit: int, position_of, render) -> dict[str, Any]:
         "items": [render(row) for row in rows],
         "next_cursor": encode_cursor(position_of(rows[-1])) if more and rows else None,
     }
+
+
+async def newest_snapshots(session, query, model, cursor: str | None, limit: int) -> dict[str, Any]:
+    """A page of read-model snapshots, newest first, keyed by (created_at, id)."""
+    if (position := decode_cursor(cursor)) is not None:
+        after = (datetime.fromisoformat(position[0]), position[1])
+        query = query.where(tuple_(model.created_at, model.id) < after)
+    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
+    rows = (await session.exec(query)).all()
+    return page(rows, limit, lambda r: [r.created_at.isoformat(), r.id], lambda r: r.snapshot)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_, tuple_
+from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -18,7 +16,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from api.auth import AdminPrincipal, CurrentParty, CurrentPrincipal, Principal, bearer_token
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
-from api.pagination import Limit, decode_cursor, page
+from api.pagination import Limit, decode_cursor, newest_snapshots, page
 from api.temporal import query_state, send_update
 from db.models import CampaignRecord, Party, TimelineEvent
 from domain.campaign import (
@@ -171,19 +169,7 @@ async def list_campaigns(
         )
     if status:
         query = query.where(CampaignRecord.status == status.value)
-    if (position := decode_cursor(cursor)) is not None:
-        created_at, last_id = datetime.fromisoformat(position[0]), position[1]
-        query = query.where(
-            tuple_(CampaignRecord.created_at, CampaignRecord.id) < (created_at, last_id)
-        )
-    query = query.order_by(CampaignRecord.created_at.desc(), CampaignRecord.id.desc())
-    rows = (await session.exec(query.limit(limit + 1))).all()
-    return page(
-        rows,
-        limit,
-        lambda r: [r.created_at.isoformat(), r.id],
-        lambda r: r.snapshot,
-    )
+    return await newest_snapshots(session, query, CampaignRecord, cursor, limit)
 
 
 @router.get("/{campaign_id}")
@@ -243,9 +229,8 @@ class ChangeRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=5000)
 
 
-async def _act(request, temporal, record, update: str, arg) -> JSONResponse:
-    state = await send_update(temporal, workflow_id(record.id), update, arg, request=request)
-    return JSONResponse(state)
+async def _act(request, temporal, record, update: str, arg) -> dict[str, Any]:
+    return await send_update(temporal, workflow_id(record.id), update, arg, request=request)
 
 
 @router.post("/{campaign_id}/accept")

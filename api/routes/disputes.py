@@ -5,20 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_, tuple_
+from sqlalchemy import or_
 from sqlmodel import select
 
 from api.auth import CurrentParty, CurrentPrincipal, Principal
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
-from api.pagination import Limit, decode_cursor, page
+from api.pagination import Limit, newest_snapshots
 from api.routes.campaigns import VisibleCampaign
 from api.routes.campaigns import workflow_id as campaign_workflow_id
 from api.temporal import query_state, send_update
@@ -149,12 +148,7 @@ async def list_disputes(
         query = query.where(DisputeRecord.stage == stage.value)
     if campaign_id:
         query = query.where(DisputeRecord.campaign_id == campaign_id)
-    if (position := decode_cursor(cursor)) is not None:
-        after = (datetime.fromisoformat(position[0]), position[1])
-        query = query.where(tuple_(DisputeRecord.created_at, DisputeRecord.id) < after)
-    query = query.order_by(DisputeRecord.created_at.desc(), DisputeRecord.id.desc())
-    rows = (await session.exec(query.limit(limit + 1))).all()
-    return page(rows, limit, lambda r: [r.created_at.isoformat(), r.id], lambda r: r.snapshot)
+    return await newest_snapshots(session, query, DisputeRecord, cursor, limit)
 
 
 @router.get("/v1/disputes/{dispute_id}")

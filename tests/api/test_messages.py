@@ -95,10 +95,10 @@ async def test_an_open_stream_reads_a_posted_message_within_a_second(api, thread
     assert event == posted
 
 
-async def test_delivery_across_api_processes(api, thread, settings, temporal_env, database_url):
+# PostgreSQL only: the embedded SQLite stack is one process, where delivery is in-process.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_delivery_across_api_processes(api, thread, settings, temporal_env):
     """Two API instances, each with its own bus: PostgreSQL's NOTIFY carries the message."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite is one embedded process: delivery there is in-process")
     brand, creator, _, cid = thread
     async for other_url in serve(create_app(settings, temporal=temporal_env.client)):
         async with contextlib.AsyncExitStack() as stack:
