@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
@@ -18,6 +19,7 @@ from db.models import (
     DisputeRecord,
     Notification,
     Party,
+    ReviewRecord,
     TimelineEvent,
     utcnow,
 )
@@ -47,7 +49,8 @@ class RecordActivities:
                 agency_id=change.agency_id,
                 created_at=change.event.at,
             )
-            _apply_if_newer(session, record, change, status=change.status)
+            if _apply_if_newer(session, record, change, status=change.status):
+                await _record_reviews(session, change)
             await _write_event(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
@@ -84,14 +87,39 @@ class RecordActivities:
             await session.commit()
 
 
-def _apply_if_newer(session, record, change, **fields) -> None:
+def _apply_if_newer(session, record, change, **fields) -> bool:
     """A snapshot replaces only an older one: retries and reordering never go back in time."""
     if change.version <= record.version:
-        return
+        return False
     for name, value in {**fields, "version": change.version, "snapshot": change.snapshot}.items():
         setattr(record, name, value)
     record.updated_at = utcnow()
     session.add(record)
+    return True
+
+
+async def _record_reviews(session, change: CampaignChange) -> None:
+    """Reviews written once each; visible as the newest change says (double-blind)."""
+    for review in change.reviews:
+        await _insert_once(
+            session,
+            ReviewRecord(
+                campaign_id=change.campaign_id,
+                side=review.side,
+                reviewer_id=review.by,
+                subject_id=review.subject_id,
+                subject_agency_id=review.subject_agency_id,
+                rating=review.rating,
+                comment=review.comment,
+                created_at=review.at,
+            ),
+        )
+    if change.reviews:
+        await session.exec(
+            update(ReviewRecord)
+            .where(ReviewRecord.campaign_id == change.campaign_id)
+            .values(visible=change.reviews_visible)
+        )
 
 
 async def _write_event(session, campaign_id, source, dispute_id, change, status: str) -> None:

@@ -11,7 +11,16 @@ from temporalio.client import Client
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.message_bus import MessageBus
-from api.routes import campaigns, disputes, health, messages, notifications, parties, webhooks
+from api.routes import (
+    campaigns,
+    disputes,
+    health,
+    messages,
+    notifications,
+    parties,
+    reviews,
+    webhooks,
+)
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 
@@ -48,6 +57,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(campaigns.router)
     app.include_router(disputes.router)
     app.include_router(messages.router)
+    app.include_router(reviews.router)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
     return app

@@ -194,3 +194,24 @@ class StripeEvent(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=255)
     type: str = Field(max_length=100)
     received_at: datetime = _ts()
+
+
+class ReviewRecord(SQLModel, table=True):
+    """One side's review of the other (SPEC §6), written from the campaign workflow.
+
+    `visible` follows the workflow's double-blind rule; until then only its author sees it.
+    """
+
+    __tablename__ = "review"
+    __table_args__ = (UniqueConstraint("campaign_id", "side"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=40)
+    side: str = Field(max_length=10)  # the reviewing side
+    reviewer_id: str = Field(max_length=40)
+    subject_id: str = Field(index=True, max_length=40)
+    subject_agency_id: str | None = Field(default=None, index=True, max_length=40)
+    rating: int
+    comment: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(sa_type=DateTime(timezone=True))
+    visible: bool = False

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.contract import contract_hash, rfc3339
+from domain.deadlines import Deadline, earliest
 from domain.errors import Refusal, refuse
 from domain.money import Escrow
 from domain.terms import Terms
@@ -165,6 +166,11 @@ class RequestChanges(DeliverableAction):
     reason: str = Field(min_length=1, max_length=5000)
 
 
+class SubmitReview(Action):
+    rating: int = Field(ge=1, le=5)
+    comment: str = Field(default="", max_length=5000)
+
+
 class SetFrozen(BaseModel):
     """Admin or payment-rail freeze (charge dispute on the funding charge)."""
 
@@ -202,6 +208,18 @@ class Deliverable(BaseModel):
     paused_remaining: timedelta | None = None
 
 
+class Review(BaseModel):
+    """One side's review of the other, hidden from it until both are in or the period ends."""
+
+    side: Side  # the reviewing side: one review each
+    by: str  # the brand, creator, or the agency writing for its side
+    subject_id: str  # the reviewed side's brand or creator
+    subject_agency_id: str | None = None  # and its agency, whose reputation it also counts for
+    rating: int
+    comment: str
+    at: datetime
+
+
 class Parties(BaseModel):
     """Who is on a campaign (and on its disputes), and which side each one acts for."""
 
@@ -221,6 +239,13 @@ class Parties(BaseModel):
 
     def parties(self) -> list[str]:
         return [p for p in (self.brand_id, self.creator_id, self.agency_id) if p]
+
+    def members(self, *sides: str) -> list[str]:
+        """Who acts for these sides: the brand or creator, and the agency representing it."""
+        return [p for p in self.parties() if self.side_of(p) in sides]
+
+    def agency_of(self, side: Side) -> str | None:
+        return self.agency_id if self.agency_represents == side else None
 
 
 class Cancellation(BaseModel):
@@ -246,6 +271,9 @@ class CampaignState(Parties):
     fund_attempts: int = 0
     ended_at: datetime | None = None
     reviews_close_at: datetime | None = None
+    reviews_closed: bool = False
+    reviews: list[Review] = Field(default_factory=list)
+    reminders_sent: list[str] = Field(default_factory=list)
     cancellation: Cancellation | None = None
     dispute_id: str | None = None
     frozen: bool = False
@@ -264,31 +292,71 @@ class CampaignState(Parties):
     def budget(self) -> int:
         return sum(d.amount for d in self.deliverables)
 
-    def next_deadline(self) -> datetime | None:
-        candidates: list[datetime | None] = []
+    def deadlines(self) -> list[Deadline]:
+        """The deadlines running now, each with the side that must act before it."""
+        terms, running = self.terms, []
         if self.phase == CampaignStatus.AWAITING_ACCEPTANCE:
-            candidates.append(self.accept_by)
+            running.append(
+                Deadline("acceptance", self.accept_by, terms.acceptance_window, ("creator",))
+            )
         elif self.phase == CampaignStatus.AWAITING_FUNDING:
-            candidates.append(self.fund_by)
+            running.append(Deadline("funding", self.fund_by, terms.funding_window, ("brand",)))
         elif self.phase in (CampaignStatus.ACTIVE, CampaignStatus.CANCELLED):
             if self.cancellation and not self.frozen:
-                candidates.append(self.cancellation.confirm_by)
+                other = "creator" if self.cancellation.requested_by == "brand" else "brand"
+                running.append(
+                    Deadline(
+                        "cancellation",
+                        self.cancellation.confirm_by,
+                        terms.cancellation_window,
+                        (other,),
+                    )
+                )
             for d in self.deliverables:
                 if d.status == DeliverableStatus.SUBMITTED:
-                    candidates.append(d.review_due_at)
+                    running.append(
+                        Deadline(
+                            "review", d.review_due_at, terms.review_window, ("brand",), d.index
+                        )
+                    )
                 elif d.status == DeliverableStatus.APPROVED and not self.frozen:
-                    candidates.append(d.clears_at)
-                elif d.status in (DeliverableStatus.PENDING, DeliverableStatus.CHANGES_REQUESTED):
-                    candidates.append(d.due_at)
-        elif self.phase == CampaignStatus.COMPLETED:
-            candidates.append(self.reviews_close_at)
-        present = [c for c in candidates if c is not None]
-        return min(present) if present else None
+                    # Nobody has to act before money clears: no reminder.
+                    running.append(
+                        Deadline("clearing", d.clears_at, terms.clearing_period, (), d.index)
+                    )
+                elif d.due_at and d.status in (
+                    DeliverableStatus.PENDING,
+                    DeliverableStatus.CHANGES_REQUESTED,
+                ):
+                    window = d.due_at - (self.funded_at or self.created_at)
+                    running.append(Deadline("delivery", d.due_at, window, ("creator",), d.index))
+        elif self.phase == CampaignStatus.COMPLETED and not self.reviews_closed:
+            unreviewed = tuple(s for s in ("brand", "creator") if not self.review_by(s))
+            running.append(
+                Deadline("reviews", self.reviews_close_at, terms.review_period, unreviewed)
+            )
+        return running
+
+    def next_deadline(self) -> datetime | None:
+        return earliest(self.deadlines())
+
+    def review_by(self, side: str) -> Review | None:
+        return next((r for r in self.reviews if r.side == side), None)
+
+    @property
+    def reviews_visible(self) -> bool:
+        """Double-blind: shown once both sides reviewed or the period closed, and held back
+        while a dispute or a chargeback is open."""
+        held = self.frozen or self.dispute_id is not None
+        return (len(self.reviews) == 2 or self.reviews_closed) and not held
 
     def public(self) -> dict[str, Any]:
         """The campaign resource of SPEC §8."""
-        data = self.model_dump(mode="json", exclude={"phase", "version", "brief"})
+        data = self.model_dump(
+            mode="json", exclude={"phase", "version", "brief", "reviews", "reminders_sent"}
+        )
         data["brief"] = self.brief
+        data["reviews_revealed"] = self.reviews_visible
         data["status"] = self.status.value
         data["budget"] = self.budget
         deadline = self.next_deadline()

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.campaign import Parties, Side
+from domain.deadlines import Deadline
 from domain.terms import Terms
 
 
@@ -80,6 +81,13 @@ class NewDispute(BaseModel):
 
 class Outcome(Split):
     by: ResolvedBy
+
+    @property
+    def losing_side(self) -> Side | None:
+        """The side that got less than half of the disputed amount; nobody on an even split."""
+        if self.release_to_creator == self.refund_to_brand:
+            return None
+        return "creator" if self.refund_to_brand > self.release_to_creator else "brand"
 
 
 class DisputeResult(BaseModel):
@@ -157,11 +165,29 @@ class DisputeState(Parties):
     ruling: Ruling | None = None
     outcome: Outcome | None = None
     closed_at: datetime | None = None
+    reminders_sent: list[str] = Field(default_factory=list)
     version: int = 0
 
     @property
     def respondent(self) -> str:
         return self.creator_id if self.respondent_side == "creator" else self.brand_id
+
+    def deadlines(self) -> list[Deadline]:
+        """The stage's deadline, if one runs, with who must act before it."""
+        if self.deadline is None or self.stage in CLOSED:
+            return []
+        terms, both = self.terms, ("brand", "creator")
+        if self.stage == Stage.AWAITING_RESPONSE:
+            step, window, to = "response", terms.response_window, (self.respondent_side,)
+        elif self.stage == Stage.NEGOTIATION:
+            step, window, to = "negotiation", terms.negotiation_window, both
+        elif self.stage == Stage.AWAITING_ACCEPTANCE:
+            unanswered = tuple(s for s in both if s not in self.proposal.accepted_by)
+            step, window, to = "proposal", terms.proposal_window, unanswered
+        else:
+            step = self.stage.value  # mediation or arbitration: the mediator acts
+            window, to = getattr(terms, f"{step}_window"), ("mediator",)
+        return [Deadline(step, self.deadline, window, to)]
 
 
 # --- actions (Updates); each carries who acts, as the campaign's do ------------------------

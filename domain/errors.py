@@ -18,6 +18,7 @@ class Refusal(StrEnum):
     CONTRACT_CHANGED = "contract_changed"
     REVISION_LIMIT_REACHED = "revision_limit_reached"
     DISPUTE_OPEN = "dispute_open"
+    ALREADY_REVIEWED = "already_reviewed"
     PAYMENT_FAILED = "payment_failed"
     PAYMENT_UNAVAILABLE = "payment_unavailable"
     VALIDATION_ERROR = "validation_error"
@@ -30,6 +31,7 @@ HTTP_STATUS = {
     Refusal.CONTRACT_CHANGED: 409,
     Refusal.REVISION_LIMIT_REACHED: 409,
     Refusal.DISPUTE_OPEN: 409,
+    Refusal.ALREADY_REVIEWED: 409,
     Refusal.PAYMENT_FAILED: 402,
     Refusal.PAYMENT_UNAVAILABLE: 503,
     Refusal.VALIDATION_ERROR: 422,

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from domain.campaign import Review
+
 RECORD_CAMPAIGN_CHANGE = "record_campaign_change"
 RECORD_DISPUTE_CHANGE = "record_dispute_change"
 
@@ -23,7 +25,8 @@ NOTIFICATION_TITLES: dict[str, str] = {
     "campaign.completed": "Campaign completed: reviews are open",
     "campaign.frozen": "Campaign frozen: the funding charge is disputed",
     "campaign.unfrozen": "Campaign unfrozen",
-    "campaign.reviews_closed": "Review period closed",
+    "campaign.reviews_closed": "Review period closed: reviews are visible",
+    "review.submitted": "A review was posted",
     "deliverable.submitted": "Deliverable submitted for review",
     "deliverable.changes_requested": "Changes requested on a deliverable",
     "deliverable.approved": "Deliverable approved",
@@ -45,6 +48,18 @@ NOTIFICATION_TITLES: dict[str, str] = {
     "dispute.mediator_overdue": "Mediator overdue on a dispute",
     "dispute.resolved": "Dispute resolved",
     "dispute.withdrawn": "Dispute withdrawn",
+    # Reminders, one per deadline that someone must act before (SPEC §3).
+    "reminder.acceptance": "Reminder: accept or decline the campaign before it expires",
+    "reminder.funding": "Reminder: fund the campaign before it expires",
+    "reminder.delivery": "Reminder: a deliverable is due soon",
+    "reminder.review": "Reminder: review the submitted deliverable (it approves itself after)",
+    "reminder.cancellation": "Reminder: the requested cancellation confirms itself soon",
+    "reminder.reviews": "Reminder: the review period closes soon",
+    "reminder.response": "Reminder: respond to the dispute (the claim stands otherwise)",
+    "reminder.negotiation": "Reminder: negotiation closes soon, then mediation starts",
+    "reminder.mediation": "Reminder: the mediation deadline is near",
+    "reminder.proposal": "Reminder: accept or reject the proposal (silence accepts)",
+    "reminder.arbitration": "Reminder: the binding ruling is due soon",
 }
 
 
@@ -76,6 +91,9 @@ class CampaignChange(BaseModel):
     notify: list[str] = Field(default_factory=list)
     # Everyone of these roles is told too (e.g. all mediators, who are not on the campaign).
     notify_roles: list[str] = Field(default_factory=list)
+    # Kept out of the public snapshot: the read model shows them once visible (double-blind).
+    reviews: list[Review] = Field(default_factory=list)
+    reviews_visible: bool = False
 
 
 class DisputeChange(BaseModel):

@@ -38,13 +38,16 @@ with workflow.unsafe.imports_passed_through():
         FundRequest,
         NewCampaign,
         RequestChanges,
+        Review,
         SetFrozen,
         Submission,
         SubmitDeliverable,
+        SubmitReview,
         open_campaign,
         timer_field,
     )
     from domain.contract import rfc3339
+    from domain.deadlines import next_wake, reminder_data, reminders_pending
     from domain.dispute import DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
@@ -84,14 +87,16 @@ class CampaignWorkflow:
             )
         self._ready = True
         while not self._finished():
-            deadline = self.campaign.next_deadline()
-            wait = None if deadline is None else deadline - workflow.now()
+            wake = self._next_wake()
+            wait = None if wake is None else wake - workflow.now()
             if wait is None or wait > timedelta(0):
                 try:
-                    # Woken only when an Update moves the next deadline (or settles the last
-                    # deliverable): a new timer per action would double the history.
+                    # Woken only when an Update moves the next deadline or reminder (or ends
+                    # the campaign's work): a new timer per action would double the history.
                     await workflow.wait_condition(
-                        lambda d=deadline: self.campaign.next_deadline() != d or self._all_final(),
+                        lambda w=wake: (
+                            self._next_wake() != w or self._all_final() or self._finished()
+                        ),
                         timeout=wait,
                     )
                 except TimeoutError:
@@ -449,11 +454,84 @@ class CampaignWorkflow:
                 Refusal.INVALID_STATE, "already frozen" if req.frozen else "campaign is not frozen"
             )
 
+    # --- reviews --------------------------------------------------------------------------------
+
+    @workflow.update
+    async def review(self, req: SubmitReview) -> dict[str, Any]:
+        async with self._lock:
+            side = self._check_review_campaign(req)
+            state = self.campaign
+            other = "creator" if side == "brand" else "brand"
+            state.reviews.append(
+                Review(
+                    side=side,
+                    by=req.actor_id,
+                    subject_id=state.brand_id if other == "brand" else state.creator_id,
+                    subject_agency_id=state.agency_of(other),
+                    rating=req.rating,
+                    comment=req.comment,
+                    at=workflow.now(),
+                )
+            )
+            revealed = state.reviews_visible
+            await self._changed(
+                "review.submitted",
+                req.actor_id,
+                {"side": side, "revealed": revealed},
+                # Until revealed, the other side learns only that a review waits for theirs.
+                notify=[p for p in state.parties() if p != req.actor_id]
+                if revealed
+                else state.members(other),
+            )
+        return {**state.review_by(side).model_dump(mode="json"), "visible": revealed}
+
+    @review.validator
+    def _check_review_campaign(self, req: SubmitReview) -> str:
+        state = self.campaign
+        side = state.require_either_side(req.actor_id)
+        state.require_phase(CampaignStatus.COMPLETED)
+        if state.reviews_closed or workflow.now() >= state.reviews_close_at:
+            raise refuse(
+                Refusal.INVALID_STATE,
+                f"the review period closed at {rfc3339(state.reviews_close_at)}",
+            )
+        if state.review_by(side):
+            raise refuse(Refusal.ALREADY_REVIEWED, f"the {side} side has already reviewed")
+        return side
+
     # --- timers --------------------------------------------------------------------------------
 
+    def _next_wake(self):
+        return next_wake(self.campaign.deadlines(), self.campaign.reminders_sent)
+
     async def _fire_due(self) -> None:
+        await self._fire_deadlines()
+        await self._remind()
+
+    async def _remind(self) -> None:
+        """Reminds whoever must act before a running deadline; a done step has none."""
+        state, now = self.campaign, workflow.now()
+        running = state.deadlines()
+        keys = {d.reminder_key for d in running}
+        state.reminders_sent = [k for k in state.reminders_sent if k in keys]
+        for due in reminders_pending(running, state.reminders_sent):
+            if due.remind_at <= now:
+                state.reminders_sent.append(due.reminder_key)
+                await self._changed(
+                    f"reminder.{due.step}",
+                    None,
+                    reminder_data(due),
+                    notify=state.members(*due.to),
+                )
+
+    async def _fire_deadlines(self) -> None:
         """Everything whose deadline has passed, in one pass (several may share a moment)."""
         state, now = self.campaign, workflow.now()
+        if state.phase == CampaignStatus.COMPLETED:
+            if not state.reviews_closed and state.reviews_close_at <= now:
+                state.reviews_closed = True
+                await self._changed("campaign.reviews_closed", None, notify=state.parties())
+            return
         if state.phase == CampaignStatus.AWAITING_ACCEPTANCE and state.accept_by <= now:
             self._end(CampaignStatus.EXPIRED)
             await self._changed("campaign.expired", None, {"waiting_for": "acceptance"})
@@ -504,7 +582,8 @@ class CampaignWorkflow:
         if state.phase == CampaignStatus.CANCELLED:
             return all(item.status in FINAL for item in state.deliverables) or not state.funded_at
         if state.phase == CampaignStatus.COMPLETED:
-            return workflow.now() >= state.reviews_close_at
+            # A chargeback keeps it open (frozen) until it is decided, reviews held back.
+            return state.reviews_closed and not state.frozen
         return False
 
     # --- money ----------------------------------------------------------------------------------
@@ -630,6 +709,8 @@ class CampaignWorkflow:
                 ),
                 notify=recipients,
                 notify_roles=notify_roles or [],
+                reviews=state.reviews,
+                reviews_visible=state.reviews_visible,
             ),
         )
         self._publish()

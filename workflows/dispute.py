@@ -20,6 +20,7 @@ from workflows.records import record
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.contract import rfc3339
+    from domain.deadlines import next_wake, reminder_data, reminders_pending
     from domain.dispute import (
         CLOSED,
         AcceptOffer,
@@ -90,16 +91,14 @@ class DisputeWorkflow:
         await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
         self._ready = True
         while self.dispute.stage not in CLOSED:
-            deadline = self.dispute.deadline
-            wait = None if deadline is None else deadline - workflow.now()
+            wake = self._next_wake()
+            wait = None if wake is None else wake - workflow.now()
             if wait is None or wait > timedelta(0):
                 try:
-                    # Woken only by a new deadline or the end: offers and evidence leave the
-                    # running timer alone, keeping the history small.
+                    # Woken only by a new deadline or reminder, or the end: offers and
+                    # evidence leave the running timer alone, keeping the history small.
                     await workflow.wait_condition(
-                        lambda d=deadline: (
-                            self.dispute.deadline != d or self.dispute.stage in CLOSED
-                        ),
+                        lambda w=wake: self._next_wake() != w or self.dispute.stage in CLOSED,
                         timeout=wait,
                     )
                 except TimeoutError:
@@ -121,7 +120,7 @@ class DisputeWorkflow:
         return self.view()
 
     def view(self) -> dict[str, Any]:
-        data = self.dispute.model_dump(mode="json", exclude={"version"})
+        data = self.dispute.model_dump(mode="json", exclude={"version", "reminders_sent"})
         data["claimant_id"] = self.dispute.claimant
         data["respondent"] = self.dispute.respondent_side
         data["respondent_id"] = self.dispute.respondent
@@ -373,7 +372,34 @@ class DisputeWorkflow:
 
     # --- deadlines ---------------------------------------------------------------------------
 
+    def _next_wake(self):
+        return next_wake(self.dispute.deadlines(), self.dispute.reminders_sent)
+
     async def _fire_due(self) -> None:
+        await self._fire_deadline()
+        await self._remind()
+
+    async def _remind(self) -> None:
+        """Reminds whoever must act before the stage's deadline, once, never after it."""
+        state, now = self.dispute, workflow.now()
+        running = state.deadlines()
+        keys = {d.reminder_key for d in running}
+        state.reminders_sent = [k for k in state.reminders_sent if k in keys]
+        for due in reminders_pending(running, state.reminders_sent):
+            if due.remind_at <= now:
+                state.reminders_sent.append(due.reminder_key)
+                mediators = "mediator" in due.to
+                await self._changed(
+                    f"reminder.{due.step}",
+                    None,
+                    reminder_data(due),
+                    notify=state.members(*due.to)
+                    + ([state.mediator_id] if mediators and state.mediator_id else []),
+                    # Nobody assigned yet: every mediator sees the queue's reminder.
+                    notify_roles=["mediator"] if mediators and not state.mediator_id else [],
+                )
+
+    async def _fire_deadline(self) -> None:
         state, now = self.dispute, workflow.now()
         if state.deadline is None or state.deadline > now:
             return

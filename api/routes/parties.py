@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from api.auth import AdminPrincipal, CurrentPrincipal, hash_api_key, new_api_key
 from api.deps import SessionDep
 from api.errors import ProblemError
+from api.reputation import reputation
 from db.models import Party
 from domain.parties import Role
 
@@ -29,13 +30,22 @@ class PartyCreate(BaseModel):
     stripe_account: str | None = Field(default=None, pattern=r"^acct_[A-Za-z0-9]+$")
 
 
+class Reputation(BaseModel):
+    average_rating: float | None
+    reviews: int
+    campaigns_completed: int
+    disputes_filed: int
+    disputes_lost: int
+
+
 class PartyPublic(BaseModel):
-    """What any authenticated caller may see of a party."""
+    """What any authenticated caller may see of a party: its profile and reputation."""
 
     id: str
     name: str
     role: Role
     created_at: datetime
+    reputation: Reputation | None = None
 
 
 class PartyPrivate(PartyPublic):
@@ -82,7 +92,7 @@ async def get_me(principal: CurrentPrincipal, session: SessionDep) -> PartyPriva
     if principal.is_admin:
         raise ProblemError(404, "not_found", "The admin token is not a party")
     party = await session.get(Party, principal.id)
-    return PartyPrivate.model_validate(party, from_attributes=True)
+    return await _with_reputation(session, PartyPrivate.model_validate(party, from_attributes=True))
 
 
 @router.get("/{party_id}", response_model=PartyPublic)
@@ -90,4 +100,9 @@ async def get_party(party_id: str, _: CurrentPrincipal, session: SessionDep) -> 
     party = await session.get(Party, party_id)
     if party is None:
         raise ProblemError(404, "not_found", "No such party")
-    return PartyPublic.model_validate(party, from_attributes=True)
+    return await _with_reputation(session, PartyPublic.model_validate(party, from_attributes=True))
+
+
+async def _with_reputation(session, profile: PartyPublic) -> PartyPublic:
+    figures = Reputation(**await reputation(session, profile.id))
+    return profile.model_copy(update={"reputation": figures})

@@ -142,6 +142,25 @@ def upgrade() -> None:
     with op.batch_alter_table('party', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_party_api_key_hash'), ['api_key_hash'], unique=True)
 
+    op.create_table('review',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('campaign_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('side', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('reviewer_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('subject_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('subject_agency_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('rating', sa.Integer(), nullable=False),
+    sa.Column('comment', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('visible', sa.Boolean(), nullable=False),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('campaign_id', 'side')
+    )
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_review_campaign_id'), ['campaign_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_subject_agency_id'), ['subject_agency_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_review_subject_id'), ['subject_id'], unique=False)
+
     op.create_table('sandbox_movement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('idempotency_key', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
@@ -186,6 +205,12 @@ def downgrade() -> None:
     op.drop_table('timeline_event')
     op.drop_table('stripe_event')
     op.drop_table('sandbox_movement')
+    with op.batch_alter_table('review', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_review_subject_id'))
+        batch_op.drop_index(batch_op.f('ix_review_subject_agency_id'))
+        batch_op.drop_index(batch_op.f('ix_review_campaign_id'))
+
+    op.drop_table('review')
     with op.batch_alter_table('party', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_party_api_key_hash'))
 
