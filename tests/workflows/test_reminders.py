@@ -4,15 +4,16 @@ reminders are read from the inbox the records activity writes."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from db.models import Notification, as_utc
+from db.models import Notification, Party, as_utc
 from domain.campaign import AcceptCampaign, DeliverableAction, SubmitDeliverable, SubmitReview
-from domain.dispute import Respond
+from domain.dispute import AssignMediator, PartyAction, ProposeSettlement, Respond
 from tests.workflows.test_campaign import BRAND, CREATOR, accept_and_fund, new_campaign, start
-from tests.workflows.test_dispute import file, funded
+from tests.workflows.test_dispute import MEDIATOR, file, funded
 from workflows.campaign import CampaignWorkflow
 from workflows.dispute import DisputeWorkflow
 
@@ -148,4 +149,48 @@ async def test_dispute_reminds_the_respondent_then_both_in_negotiation(
         (await reminders(sessionmaker, filed["id"]))[1:],
         ("reminder.negotiation", BRAND, negotiation_due),
         ("reminder.negotiation", CREATOR, negotiation_due),
+    )
+
+
+async def test_mediators_are_reminded_unassigned_all_then_the_assigned_one(
+    env, task_queue, sessionmaker
+):
+    mediators = [f"pty_med_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    async with sessionmaker() as session:
+        for mediator_id in mediators:
+            session.add(
+                Party(
+                    id=mediator_id,
+                    name="M",
+                    role="mediator",
+                    email="m@x.io",
+                    api_key_hash=mediator_id,
+                )
+            )
+        await session.commit()
+    campaign = await funded(env, task_queue)
+    dispute = await file(env, campaign)
+    await dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="no"))
+    escalated = await dispute.execute_update(DisputeWorkflow.escalate, PartyAction(actor_id=BRAND))
+    await env.sleep(timedelta(days=1, hours=1))  # P2D mediation: reminder at 1 day
+    sent = await reminders(sessionmaker, escalated["id"])
+    assert {kind for kind, _, _ in sent} == {"reminder.mediation"}
+    assert set(mediators) <= {party for _, party, _ in sent}  # the whole queue
+    await dispute.execute_update(
+        DisputeWorkflow.assign_mediator, AssignMediator(mediator_id=MEDIATOR)
+    )
+    await dispute.execute_update(
+        DisputeWorkflow.propose_settlement,
+        ProposeSettlement(
+            mediator_id=MEDIATOR, release_to_creator=5_000, refund_to_brand=10_000, rationale="r"
+        ),
+    )
+    # Rejected at once: no proposal reminder; the ruling's goes to the assigned mediator.
+    ruling = await dispute.execute_update(
+        DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR)
+    )
+    await env.sleep(timedelta(days=4, hours=1))  # P5D arbitration: reminder at 4 days
+    later = (await reminders(sessionmaker, escalated["id"]))[len(sent) :]
+    assert_reminded(
+        later, ("reminder.arbitration", MEDIATOR, at(ruling["deadline"]) - timedelta(hours=24))
     )
