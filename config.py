@@ -26,7 +26,8 @@ class Settings(BaseSettings):
     database_url: str | None = None
     admin_token: str | None = None
     payments: Literal["sandbox", "stripe"] = "sandbox"
-    smtp_url: str | None = None
+    smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1] or smtps://…
+    smtp_from: str = "Parley <notifications@parley.local>"
     evidence_max_bytes: int = 10 * 1024 * 1024
     # Overrides of the SPEC's default terms, e.g. PARLEY_DEFAULT_TERMS='{"review_window":"P7D"}'.
     default_terms: dict[str, Any] = {}

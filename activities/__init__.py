@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.records import RecordActivities
 
@@ -11,11 +12,13 @@ from activities.records import RecordActivities
 def build_activities(settings, sessionmaker) -> list[Callable]:
     """Every activity, bound to its dependencies."""
     payments = PaymentActivities(settings, sessionmaker)
-    records = RecordActivities(sessionmaker)
+    records = RecordActivities(settings, sessionmaker)
+    notifications = NotificationActivities(settings, sessionmaker)
     return [
         payments.fund_campaign,
         payments.release_funds,
         payments.refund_funds,
         records.record_campaign_change,
         records.record_dispute_change,
+        notifications.deliver_notifications,
     ]

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from db.models import (
     CampaignRecord,
@@ -24,6 +26,7 @@ from db.models import (
     utcnow,
 )
 from domain.dispute import MEDIATED
+from domain.notifications import DELIVER_WORKFLOW, PENDING, delivery_workflow_id
 from domain.records import (
     RECORD_CAMPAIGN_CHANGE,
     RECORD_DISPUTE_CHANGE,
@@ -34,8 +37,9 @@ from domain.records import (
 
 
 class RecordActivities:
-    def __init__(self, sessionmaker) -> None:
+    def __init__(self, settings, sessionmaker) -> None:
         self.sessionmaker = sessionmaker
+        self.email = bool(settings.smtp_url)
 
     @activity.defn(name=RECORD_CAMPAIGN_CHANGE)
     async def record_campaign_change(self, change: CampaignChange) -> None:
@@ -51,10 +55,11 @@ class RecordActivities:
             )
             if _apply_if_newer(session, record, change, status=change.status):
                 await _record_reviews(session, change)
-            await _write_event(
+            event_key = await self._write_event(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
             await session.commit()
+        await self._hand_off(event_key)
 
     @activity.defn(name=RECORD_DISPUTE_CHANGE)
     async def record_dispute_change(self, change: DisputeChange) -> None:
@@ -76,7 +81,7 @@ class RecordActivities:
                 mediator_id=change.mediator_id,
                 mediated=record.mediated or change.stage in MEDIATED,
             )
-            await _write_event(
+            event_key = await self._write_event(
                 session,
                 change.campaign_id,
                 change.dispute_id,
@@ -85,6 +90,87 @@ class RecordActivities:
                 change.stage,
             )
             await session.commit()
+        await self._hand_off(event_key)
+
+    async def _write_event(
+        self, session, campaign_id, source, dispute_id, change, status: str
+    ) -> str:
+        """The timeline entry and one inbox notification per recipient, each written once,
+        with the outbound channels that apply to each recipient marked pending."""
+        event = change.event
+        event_key = f"{source}:{event.seq}"
+        await _insert_once(
+            session,
+            TimelineEvent(
+                campaign_id=campaign_id,
+                source=source,
+                seq=event.seq,
+                at=event.at,
+                kind=event.kind,
+                actor=event.actor,
+                data=event.data,
+            ),
+        )
+        recipients = list(change.notify)
+        if change.notify_roles:
+            query = select(Party.id).where(Party.role.in_(change.notify_roles))
+            recipients += [p for p in (await session.exec(query)).all() if p not in recipients]
+        query = select(Party.id, Party.webhook_url).where(Party.id.in_(recipients))
+        webhooks = dict((await session.exec(query)).all())
+        for party_id in recipients:
+            known = party_id in webhooks
+            await _insert_once(
+                session,
+                Notification(
+                    id="ntf_" + secrets.token_hex(8),
+                    event_key=event_key,
+                    party_id=party_id,
+                    campaign_id=campaign_id,
+                    dispute_id=dispute_id,
+                    kind=event.kind,
+                    title=notification_title(event.kind, change.title),
+                    data={**event.data, "status": status},
+                    created_at=event.at,
+                    email_state=PENDING if known and self.email else None,
+                    webhook_state=PENDING if webhooks.get(party_id) else None,
+                ),
+            )
+        return event_key
+
+    async def _hand_off(self, event_key: str) -> None:
+        """Starts the event's delivery workflow when an email or webhook waits to go out.
+
+        A workflow of its own rather than an activity of the campaign's or dispute's: it adds
+        nothing to their histories, outlives a dispute that has ended, and a receiver that is
+        down never holds up their deadlines or settlement. The id makes it once per event: a
+        retried record finds it started.
+        """
+        async with self.sessionmaker() as session:
+            waiting = (
+                await session.exec(
+                    select(Notification.id)
+                    .where(
+                        Notification.event_key == event_key,
+                        or_(
+                            Notification.email_state == PENDING,
+                            Notification.webhook_state == PENDING,
+                        ),
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if waiting is None:
+            return
+        try:
+            await activity.client().start_workflow(
+                DELIVER_WORKFLOW,
+                event_key,
+                id=delivery_workflow_id(event_key),
+                task_queue=activity.info().task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            pass
 
 
 def _apply_if_newer(session, record, change, **fields) -> bool:
@@ -119,42 +205,6 @@ async def _record_reviews(session, change: CampaignChange) -> None:
             update(ReviewRecord)
             .where(ReviewRecord.campaign_id == change.campaign_id)
             .values(visible=change.reviews_visible)
-        )
-
-
-async def _write_event(session, campaign_id, source, dispute_id, change, status: str) -> None:
-    """The timeline entry and one inbox notification per recipient, each written once."""
-    event = change.event
-    await _insert_once(
-        session,
-        TimelineEvent(
-            campaign_id=campaign_id,
-            source=source,
-            seq=event.seq,
-            at=event.at,
-            kind=event.kind,
-            actor=event.actor,
-            data=event.data,
-        ),
-    )
-    recipients = list(change.notify)
-    if change.notify_roles:
-        query = select(Party.id).where(Party.role.in_(change.notify_roles))
-        recipients += [p for p in (await session.exec(query)).all() if p not in recipients]
-    for party_id in recipients:
-        await _insert_once(
-            session,
-            Notification(
-                id="ntf_" + secrets.token_hex(8),
-                event_key=f"{source}:{event.seq}",
-                party_id=party_id,
-                campaign_id=campaign_id,
-                dispute_id=dispute_id,
-                kind=event.kind,
-                title=notification_title(event.kind, change.title),
-                data={**event.data, "status": status},
-                created_at=event.at,
-            ),
         )
 
 

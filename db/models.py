@@ -172,6 +172,12 @@ class Notification(SQLModel, table=True):
     data: dict = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = _ts()
     read_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    # Outbound channels: None when it does not apply, else pending → sent (or failed when the
+    # retries ran out); each is sent at most once successfully.
+    email_state: str | None = Field(default=None, max_length=10)
+    webhook_state: str | None = Field(default=None, max_length=10)
+    delivery_attempts: int = 0
+    delivery_error: str | None = Field(default=None, sa_type=Text)
 
 
 class Message(SQLModel, table=True):

@@ -205,6 +205,7 @@ class PartyHandle:
     role: str
     api_key: str
     client: httpx.AsyncClient
+    webhook_secret: str | None = None
 
 
 @pytest.fixture
@@ -224,7 +225,13 @@ async def make_party(api):
         data = response.json()
         client = api.as_party(data["api_key"])
         clients.append(client)
-        return PartyHandle(id=data["id"], role=role, api_key=data["api_key"], client=client)
+        return PartyHandle(
+            id=data["id"],
+            role=role,
+            api_key=data["api_key"],
+            client=client,
+            webhook_secret=data.get("webhook_secret"),
+        )
 
     yield make
     for client in clients:

@@ -27,6 +27,7 @@ def render(n: Notification) -> dict[str, Any]:
         "data": n.data,
         "created_at": n.created_at,
         "read_at": n.read_at,
+        "delivery": {"email": n.email_state, "webhook": n.webhook_state},
     }
 
 

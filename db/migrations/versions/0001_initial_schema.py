@@ -119,6 +119,10 @@ def upgrade() -> None:
     sa.Column('data', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('email_state', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+    sa.Column('webhook_state', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=True),
+    sa.Column('delivery_attempts', sa.Integer(), nullable=False),
+    sa.Column('delivery_error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('seq'),
     sa.UniqueConstraint('event_key', 'party_id'),
     sa.UniqueConstraint('id')
