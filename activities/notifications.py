@@ -35,6 +35,8 @@ from domain.notifications import (
 )
 
 WEBHOOK_TIMEOUT = 10.0
+# Column prefixes of the per-channel states on Notification, in sending order.
+CHANNELS = ("email", "webhook")
 
 
 class DeliveryFailed(Exception):
@@ -68,39 +70,46 @@ class NotificationActivities:
         failures: list[str] = []
         async with httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT) as http:
             for notification, party in rows:
-                states: dict[str, str] = {}
                 errors: list[str] = []
-                if notification.email_state == PENDING:
-                    states["email_state"] = await _attempt(
-                        asyncio.to_thread(self._send_email, notification, party),
-                        f"{notification.id} email",
+                pending = [c for c in CHANNELS if getattr(notification, f"{c}_state") == PENDING]
+                for index, channel in enumerate(pending):
+                    state = await _attempt(
+                        self._send(channel, http, notification, party),
+                        f"{notification.id} {channel}",
                         errors,
                         last_attempt,
                     )
-                if notification.webhook_state == PENDING:
-                    states["webhook_state"] = await _attempt(
-                        _post_webhook(http, notification, party),
-                        f"{notification.id} webhook",
-                        errors,
-                        last_attempt,
-                    )
-                await self._save(notification.id, states, errors)
+                    # Saved before the next channel goes out: if this attempt dies midway, the
+                    # retry does not repeat what was already sent.
+                    await self._save(notification.id, channel, state, errors, first=index == 0)
+                    activity.heartbeat()  # many recipients may take long; a hung one does not
                 failures += errors
         if failures and not last_attempt:
             raise ApplicationError("delivery failed: " + "; ".join(failures))
 
-    async def _save(self, notification_id: str, states: dict[str, str], errors: list[str]) -> None:
+    async def _save(
+        self, notification_id: str, channel: str, state: str, errors: list[str], first: bool
+    ) -> None:
+        """A channel's new state; the attempt is counted once per notification."""
         async with self.sessionmaker() as session:
             await session.exec(
                 update(Notification)
                 .where(Notification.id == notification_id)
                 .values(
-                    delivery_attempts=Notification.delivery_attempts + 1,
+                    delivery_attempts=Notification.delivery_attempts + (1 if first else 0),
                     delivery_error="; ".join(errors) or None,
-                    **states,
+                    **{f"{channel}_state": state},
                 )
             )
             await session.commit()
+
+    def _send(
+        self, channel: str, http: httpx.AsyncClient, notification: Notification, party: Party
+    ) -> Awaitable[None]:
+        if channel == "email":
+            # smtplib blocks; keep it off the worker's event loop.
+            return asyncio.to_thread(self._send_email, notification, party)
+        return _post_webhook(http, notification, party)
 
     def _send_email(self, notification: Notification, party: Party) -> None:
         if self.smtp is None:

@@ -29,7 +29,10 @@ class DeliverNotifications:
         await workflow.execute_activity(
             DELIVER_NOTIFICATIONS,
             event_key,
-            start_to_close_timeout=timedelta(minutes=2),
+            # Channels go out one by one (each bounded at 10 s), so an event sent to every
+            # mediator may take minutes: progress is heartbeated, a stuck attempt is retried.
+            start_to_close_timeout=timedelta(minutes=30),
+            heartbeat_timeout=timedelta(minutes=1),
             retry_policy=RetryPolicy(
                 initial_interval=FIRST_RETRY,
                 backoff_coefficient=2,

@@ -11,7 +11,8 @@ from api.auth import CurrentParty
 from api.deps import SessionDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, page
-from db.models import Notification, utcnow
+from db.models import Notification, as_utc, utcnow
+from domain.contract import rfc3339
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
@@ -25,8 +26,9 @@ def render(n: Notification) -> dict[str, Any]:
         "campaign_id": n.campaign_id,
         "dispute_id": n.dispute_id,
         "data": n.data,
-        "created_at": n.created_at,
-        "read_at": n.read_at,
+        # The same RFC 3339 instant as the webhook payload; SQLite hands timestamps back naive.
+        "created_at": rfc3339(as_utc(n.created_at)),
+        "read_at": rfc3339(as_utc(n.read_at)) if n.read_at else None,
         "delivery": {"email": n.email_state, "webhook": n.webhook_state},
     }
 

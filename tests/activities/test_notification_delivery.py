@@ -4,9 +4,15 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
+import hmac
 import inspect
 import json
 import re
+import time
+import uuid
+from datetime import datetime
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default
@@ -19,8 +25,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
-from db.models import Notification
+from activities.notifications import NotificationActivities
+from db.models import Notification, Party
+from domain.notifications import MAX_DELIVERY_ATTEMPTS
 from tests.api.test_campaigns import campaign_body, ok
 from tests.conftest import free_port, serve
 
@@ -129,25 +139,53 @@ async def test_email_reaches_the_recipient_with_the_notification_as_subject(
     assert sent["delivery"] == {"email": "sent", "webhook": None}
 
 
-async def test_webhook_verifies_with_the_readme_algorithm(api, make_party, hook):
+def hmac_hex(secret: str, timestamp: int | str, body: bytes) -> str:
+    """SPEC §6's signature written out here, independently of Parley's `sign`."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+async def test_webhook_is_signed_as_the_readme_says(api, make_party, hook):
     receiver, url = hook
     creator = await offer_campaign(make_party, webhook_url=url)
     secret = creator.webhook_secret
     [(headers, raw)] = await eventually(lambda: receiver.received)
+    header = headers["parley-signature"]
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    assert set(fields) == {"t", "v1"}
+    assert hmac.compare_digest(fields["v1"], hmac_hex(secret, fields["t"], raw))
+    assert abs(time.time() - int(fields["t"])) < 60  # signed when sent
+    assert headers["content-type"] == "application/json"
+
     verify = readme_verify()
-    assert verify(secret, headers["parley-signature"], raw)
-    assert not verify("whsec_wrong", headers["parley-signature"], raw)
-    assert not verify(secret, headers["parley-signature"], raw + b" ")
+    assert verify(secret, header, raw)
+    assert not verify("whsec_wrong", header, raw)
+    assert not verify(secret, header, raw + b" ")
+    for age, accepted in ((200, True), (400, False)):  # the README's 300 s tolerance
+        then = int(time.time()) - age
+        assert verify(secret, f"t={then},v1={hmac_hex(secret, then, raw)}", raw) is accepted
+
     payload = json.loads(raw)
+    assert raw == json.dumps(payload, separators=(",", ":")).encode()  # compact, as signed
     [notification] = await inbox(creator)
-    assert payload["id"] == notification["id"] == headers["parley-notification-id"]
-    assert payload["type"] == "campaign.created" and payload["party_id"] == creator.id
-    assert payload["title"] == notification["title"]
+    assert headers["parley-notification-id"] == notification["id"]
+    assert datetime.fromisoformat(payload["created_at"]).tzinfo is not None  # RFC 3339
+    assert payload == {
+        "id": notification["id"],
+        "type": "campaign.created",
+        "created_at": notification["created_at"],
+        "party_id": creator.id,
+        "campaign_id": notification["campaign_id"],
+        "dispute_id": None,
+        "title": notification["title"],
+        "data": notification["data"],
+    }
+    assert payload["campaign_id"].startswith("cmp_")
 
 
 async def test_a_receiver_failing_twice_gets_the_same_id_three_times(
-    api, make_party, sessionmaker, hook
+    api, make_party, sessionmaker, mailbox, hook
 ):
+    box, _ = mailbox
     receiver, url = hook
     receiver.statuses = [500, 503]
     creator = await offer_campaign(make_party, webhook_url=url)
@@ -156,11 +194,70 @@ async def test_a_receiver_failing_twice_gets_the_same_id_three_times(
     )
     ids = [json.loads(raw)["id"] for _, raw in receiver.received]
     assert ids == [delivered["id"]] * 3  # retried with backoff, nothing else
+    # The email went out on the first attempt and was not repeated with the webhook.
+    assert delivered["delivery"] == {"email": "sent", "webhook": "sent"}
+    assert [m["Message-ID"] for _, m in box.messages] == [f"<{delivered['id']}@parley>"]
     async with sessionmaker() as session:
         row = (
             await session.exec(select(Notification).where(Notification.id == delivered["id"]))
         ).one()
     assert row.delivery_attempts == 3 and row.delivery_error is None
+
+
+async def test_the_last_attempt_gives_up_on_what_still_fails(settings, sessionmaker, mailbox, hook):
+    """The activity itself, as attempt 1 and as the last attempt (30 retries are a day)."""
+    box, _ = mailbox
+    receiver, url = hook
+    receiver.statuses = [500, 502]
+    party_id, event_key = f"crt_{uuid.uuid4().hex[:12]}", f"cmp_{uuid.uuid4().hex[:12]}:1"
+    async with sessionmaker() as session:
+        session.add(
+            Party(
+                id=party_id,
+                name="Maya",
+                role="creator",
+                email="maya@creators.example",
+                webhook_url=url,
+                webhook_secret="whsec_test",
+                api_key_hash=uuid.uuid4().hex,
+            )
+        )
+        session.add(
+            Notification(
+                id=f"ntf_{uuid.uuid4().hex[:16]}",
+                event_key=event_key,
+                party_id=party_id,
+                kind="campaign.created",
+                title="New campaign offer",
+                email_state="pending",
+                webhook_state="pending",
+            )
+        )
+        await session.commit()
+
+    async def row() -> Notification:
+        async with sessionmaker() as session:
+            query = select(Notification).where(Notification.event_key == event_key)
+            return (await session.exec(query)).one()
+
+    deliver = NotificationActivities(settings, sessionmaker).deliver_notifications
+    env = ActivityEnvironment()
+    with pytest.raises(ApplicationError, match="webhook: receiver answered 500") as raised:
+        await env.run(deliver, event_key)
+    assert not raised.value.non_retryable
+    first = await row()
+    assert (first.email_state, first.webhook_state, first.delivery_attempts) == (
+        "sent",
+        "pending",
+        1,
+    )
+
+    env.info = dataclasses.replace(env.info, attempt=MAX_DELIVERY_ATTEMPTS)
+    await env.run(deliver, event_key)  # returns: nothing left to retry
+    last = await row()
+    assert (last.email_state, last.webhook_state, last.delivery_attempts) == ("sent", "failed", 2)
+    assert "receiver answered 502" in last.delivery_error
+    assert len(box.messages) == 1 and len(receiver.received) == 2
 
 
 async def _first_with(party, predicate):
