@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import or_, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
@@ -55,11 +55,12 @@ class RecordActivities:
             )
             if _apply_if_newer(session, record, change, status=change.status):
                 await _record_reviews(session, change)
-            event_key = await self._write_event(
+            event_key, outbound = await self._write_event(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
             await session.commit()
-        await self._hand_off(event_key)
+        if outbound:
+            await self._hand_off(event_key)
 
     @activity.defn(name=RECORD_DISPUTE_CHANGE)
     async def record_dispute_change(self, change: DisputeChange) -> None:
@@ -81,7 +82,7 @@ class RecordActivities:
                 mediator_id=change.mediator_id,
                 mediated=record.mediated or change.stage in MEDIATED,
             )
-            event_key = await self._write_event(
+            event_key, outbound = await self._write_event(
                 session,
                 change.campaign_id,
                 change.dispute_id,
@@ -90,13 +91,15 @@ class RecordActivities:
                 change.stage,
             )
             await session.commit()
-        await self._hand_off(event_key)
+        if outbound:
+            await self._hand_off(event_key)
 
     async def _write_event(
         self, session, campaign_id, source, dispute_id, change, status: str
-    ) -> str:
+    ) -> tuple[str, bool]:
         """The timeline entry and one inbox notification per recipient, each written once,
-        with the outbound channels that apply to each recipient marked pending."""
+        with the outbound channels that apply to each recipient marked pending; and whether
+        any channel applies (the same answer on a retry, whose rows already exist)."""
         event = change.event
         event_key = f"{source}:{event.seq}"
         await _insert_once(
@@ -116,9 +119,12 @@ class RecordActivities:
             query = select(Party.id).where(Party.role.in_(change.notify_roles))
             recipients += [p for p in (await session.exec(query)).all() if p not in recipients]
         query = select(Party.id, Party.webhook_url).where(Party.id.in_(recipients))
-        webhooks = dict((await session.exec(query)).all())
+        webhook_urls = dict((await session.exec(query)).all())  # of known parties
+        outbound = False
         for party_id in recipients:
-            known = party_id in webhooks
+            email = party_id in webhook_urls and self.email
+            webhook = bool(webhook_urls.get(party_id))
+            outbound = outbound or email or webhook
             await _insert_once(
                 session,
                 Notification(
@@ -131,36 +137,20 @@ class RecordActivities:
                     title=notification_title(event.kind, change.title),
                     data={**event.data, "status": status},
                     created_at=event.at,
-                    email_state=PENDING if known and self.email else None,
-                    webhook_state=PENDING if webhooks.get(party_id) else None,
+                    email_state=PENDING if email else None,
+                    webhook_state=PENDING if webhook else None,
                 ),
             )
-        return event_key
+        return event_key, outbound
 
     async def _hand_off(self, event_key: str) -> None:
-        """Starts the event's delivery workflow when an email or webhook waits to go out.
+        """Starts the event's delivery workflow: an email or webhook waits to go out.
 
         A workflow of its own rather than an activity of the campaign's or dispute's: it adds
         nothing to their histories, outlives a dispute that has ended, and a receiver that is
         down never holds up their deadlines or settlement. The id makes it once per event: a
-        retried record finds it started.
+        retried record finds it started (or finished: duplicates are rejected).
         """
-        async with self.sessionmaker() as session:
-            waiting = (
-                await session.exec(
-                    select(Notification.id)
-                    .where(
-                        Notification.event_key == event_key,
-                        or_(
-                            Notification.email_state == PENDING,
-                            Notification.webhook_state == PENDING,
-                        ),
-                    )
-                    .limit(1)
-                )
-            ).first()
-        if waiting is None:
-            return
         try:
             await activity.client().start_workflow(
                 DELIVER_WORKFLOW,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, or_
 from sqlmodel import select
 
-from db.models import CampaignRecord, DisputeRecord, ReviewRecord
+from db.models import CampaignRecord, DisputeRecord, ReviewRecord, involving
 from domain.campaign import CampaignStatus, Parties
 from domain.dispute import Outcome, Stage
 
@@ -34,12 +34,12 @@ async def reputation(session, party_id: str) -> dict[str, Any]:
         await session.exec(
             select(func.count(CampaignRecord.id)).where(
                 CampaignRecord.status == CampaignStatus.COMPLETED.value,
-                _on_it(CampaignRecord, party_id),
+                involving(CampaignRecord, party_id),
             )
         )
     ).one()
     disputes = (
-        await session.exec(select(DisputeRecord).where(_on_it(DisputeRecord, party_id)))
+        await session.exec(select(DisputeRecord).where(involving(DisputeRecord, party_id)))
     ).all()
     filed = lost = 0
     for dispute in disputes:
@@ -55,9 +55,3 @@ async def reputation(session, party_id: str) -> dict[str, Any]:
         "disputes_filed": filed,
         "disputes_lost": lost,
     }
-
-
-def _on_it(model, party_id: str):
-    return or_(
-        model.brand_id == party_id, model.creator_id == party_id, model.agency_id == party_id
-    )

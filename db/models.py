@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, Column, DateTime, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    or_,
+)
 from sqlmodel import Field, SQLModel
 
 from domain.parties import Role
@@ -116,6 +125,16 @@ class CampaignRecord(SQLModel, table=True):
     snapshot: dict = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
+
+
+def involving(record_model, party_id: str):
+    """Rows of a read model (campaign or dispute) that name the party as brand, creator or
+    agency: what a party may see, and what its reputation counts."""
+    return or_(
+        record_model.brand_id == party_id,
+        record_model.creator_id == party_id,
+        record_model.agency_id == party_id,
+    )
 
 
 class DisputeRecord(SQLModel, table=True):

@@ -49,6 +49,17 @@ def next_wake(deadlines: list[Deadline], sent: list[str]) -> datetime | None:
     return min(times, default=None)
 
 
+def take_due_reminders(
+    deadlines: list[Deadline], sent: list[str], now: datetime
+) -> tuple[list[str], list[Deadline]]:
+    """The reminders due now, and the sent keys to keep: those of deadlines still running
+    (a done step's key can never come back) plus the ones due now."""
+    running = {d.reminder_key for d in deadlines}
+    kept = [k for k in sent if k in running]
+    due = [d for d in reminders_pending(deadlines, kept) if d.remind_at <= now]
+    return kept + [d.reminder_key for d in due], due
+
+
 def reminder_data(due: Deadline) -> dict:
     """What a reminder tells: which step, and when its deadline passes."""
     data = {"step": due.step, "deadline": rfc3339(due.at)}

@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         timer_field,
     )
     from domain.contract import rfc3339
-    from domain.deadlines import next_wake, reminder_data, reminders_pending
+    from domain.deadlines import next_wake, reminder_data, take_due_reminders
     from domain.dispute import DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
@@ -510,19 +510,17 @@ class CampaignWorkflow:
 
     async def _remind(self) -> None:
         """Reminds whoever must act before a running deadline; a done step has none."""
-        state, now = self.campaign, workflow.now()
-        running = state.deadlines()
-        keys = {d.reminder_key for d in running}
-        state.reminders_sent = [k for k in state.reminders_sent if k in keys]
-        for due in reminders_pending(running, state.reminders_sent):
-            if due.remind_at <= now:
-                state.reminders_sent.append(due.reminder_key)
-                await self._changed(
-                    f"reminder.{due.step}",
-                    None,
-                    reminder_data(due),
-                    notify=state.members(*due.to),
-                )
+        state = self.campaign
+        state.reminders_sent, due = take_due_reminders(
+            state.deadlines(), state.reminders_sent, workflow.now()
+        )
+        for deadline in due:
+            await self._changed(
+                f"reminder.{deadline.step}",
+                None,
+                reminder_data(deadline),
+                notify=state.members(*deadline.to),
+            )
 
     async def _fire_deadlines(self) -> None:
         """Everything whose deadline has passed, in one pass (several may share a moment)."""

@@ -20,7 +20,7 @@ from workflows.records import record
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.contract import rfc3339
-    from domain.deadlines import next_wake, reminder_data, reminders_pending
+    from domain.deadlines import next_wake, reminder_data, take_due_reminders
     from domain.dispute import (
         CLOSED,
         AcceptOffer,
@@ -381,23 +381,21 @@ class DisputeWorkflow:
 
     async def _remind(self) -> None:
         """Reminds whoever must act before the stage's deadline, once, never after it."""
-        state, now = self.dispute, workflow.now()
-        running = state.deadlines()
-        keys = {d.reminder_key for d in running}
-        state.reminders_sent = [k for k in state.reminders_sent if k in keys]
-        for due in reminders_pending(running, state.reminders_sent):
-            if due.remind_at <= now:
-                state.reminders_sent.append(due.reminder_key)
-                mediators = "mediator" in due.to
-                await self._changed(
-                    f"reminder.{due.step}",
-                    None,
-                    reminder_data(due),
-                    notify=state.members(*due.to)
-                    + ([state.mediator_id] if mediators and state.mediator_id else []),
-                    # Nobody assigned yet: every mediator sees the queue's reminder.
-                    notify_roles=["mediator"] if mediators and not state.mediator_id else [],
-                )
+        state = self.dispute
+        state.reminders_sent, due = take_due_reminders(
+            state.deadlines(), state.reminders_sent, workflow.now()
+        )
+        for deadline in due:
+            mediators = "mediator" in deadline.to
+            await self._changed(
+                f"reminder.{deadline.step}",
+                None,
+                reminder_data(deadline),
+                notify=state.members(*deadline.to)
+                + ([state.mediator_id] if mediators and state.mediator_id else []),
+                # Nobody assigned yet: every mediator sees the queue's reminder.
+                notify_roles=["mediator"] if mediators and not state.mediator_id else [],
+            )
 
     async def _fire_deadline(self) -> None:
         state, now = self.dispute, workflow.now()

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_
 from sqlmodel import select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -18,7 +17,7 @@ from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, newest_snapshots, page
 from api.temporal import query_state, send_update
-from db.models import CampaignRecord, Party, TimelineEvent
+from db.models import CampaignRecord, Party, TimelineEvent, involving
 from domain.campaign import (
     AcceptCampaign,
     Action,
@@ -160,13 +159,7 @@ async def list_campaigns(
     """The caller's campaigns, newest first, from the read model."""
     query = select(CampaignRecord)
     if not principal.is_admin:
-        query = query.where(
-            or_(
-                CampaignRecord.brand_id == principal.id,
-                CampaignRecord.creator_id == principal.id,
-                CampaignRecord.agency_id == principal.id,
-            )
-        )
+        query = query.where(involving(CampaignRecord, principal.id))
     if status:
         query = query.where(CampaignRecord.status == status.value)
     return await newest_snapshots(session, query, CampaignRecord, cursor, limit)

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import or_
 from sqlmodel import select
 
 from api.auth import CurrentParty, CurrentPrincipal, Principal
@@ -29,6 +28,7 @@ from db.models import (
     Party,
     TimelineEvent,
     as_utc,
+    involving,
     utcnow,
 )
 from domain.contract import canonical_json, rfc3339, sha256_hex
@@ -137,13 +137,7 @@ async def list_disputes(
     if principal.role == Role.MEDIATOR:
         query = query.where(DisputeRecord.mediated)
     elif not principal.is_admin:
-        query = query.where(
-            or_(
-                DisputeRecord.brand_id == principal.id,
-                DisputeRecord.creator_id == principal.id,
-                DisputeRecord.agency_id == principal.id,
-            )
-        )
+        query = query.where(involving(DisputeRecord, principal.id))
     if stage:
         query = query.where(DisputeRecord.stage == stage.value)
     if campaign_id:

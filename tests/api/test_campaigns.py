@@ -28,14 +28,6 @@ ZERO = {
 }
 
 
-@pytest.fixture
-async def trio(make_party):
-    brand = await make_party("brand")
-    creator = await make_party("creator", stripe_account="acct_creator1")
-    stranger = await make_party("brand")
-    return brand, creator, stranger
-
-
 def campaign_body(creator_id: str, amounts=(10_000, 5_000), **terms) -> dict:
     return {
         "title": "Spring launch",

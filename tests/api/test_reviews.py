@@ -5,19 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from tests.api.test_campaigns import create_and_fund, ok, until
 from tests.api.test_disputes import file
 from tests.api.test_parties import assert_problem
-
-
-@pytest.fixture
-async def trio(make_party):
-    brand = await make_party("brand")
-    creator = await make_party("creator", stripe_account="acct_creator1")
-    stranger = await make_party("brand")
-    return brand, creator, stranger
 
 
 async def completed(brand, creator, review_period="PT60S") -> str:

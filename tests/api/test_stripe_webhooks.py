@@ -11,7 +11,7 @@ import uuid
 from sqlmodel import select
 
 from db.models import LedgerEntry
-from tests.api.test_campaigns import create_and_fund, ok, trio  # noqa: F401  (fixture)
+from tests.api.test_campaigns import create_and_fund, ok
 from tests.api.test_parties import assert_problem
 from tests.conftest import STRIPE_WEBHOOK_SECRET
 

@@ -69,6 +69,24 @@ async def refused(call, code: str) -> str:
     return info.value.cause.message
 
 
+async def add_mediators(sessionmaker, count: int = 2) -> list[str]:
+    """Mediator parties in the database: the ones a role-wide notification reaches."""
+    mediators = [f"pty_med_{uuid.uuid4().hex[:8]}" for _ in range(count)]
+    async with sessionmaker() as session:
+        for mediator_id in mediators:
+            session.add(
+                Party(
+                    id=mediator_id,
+                    name="M",
+                    role="mediator",
+                    email="m@x.io",
+                    api_key_hash=mediator_id,
+                )
+            )
+        await session.commit()
+    return mediators
+
+
 async def to_mediation(dispute):
     await dispute.execute_update(
         DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="I did")
@@ -198,19 +216,7 @@ async def test_crossing_acceptances_make_exactly_one_agreement(env, task_queue):
 async def test_negotiation_deadline_escalates_and_mediator_overdue_is_flagged(
     env, task_queue, sessionmaker
 ):
-    mediators = [f"pty_med_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    async with sessionmaker() as session:
-        for mediator_id in mediators:
-            session.add(
-                Party(
-                    id=mediator_id,
-                    name="M",
-                    role="mediator",
-                    email="m@x.io",
-                    api_key_hash=mediator_id,
-                )
-            )
-        await session.commit()
+    mediators = await add_mediators(sessionmaker)
     campaign = await funded(env, task_queue)
     dispute = await file(env, campaign)
     await dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="no"))

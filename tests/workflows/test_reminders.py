@@ -4,16 +4,15 @@ reminders are read from the inbox the records activity writes."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 
 from sqlmodel import select
 
-from db.models import Notification, Party, as_utc
+from db.models import Notification, as_utc
 from domain.campaign import AcceptCampaign, DeliverableAction, SubmitDeliverable, SubmitReview
 from domain.dispute import AssignMediator, PartyAction, ProposeSettlement, Respond
 from tests.workflows.test_campaign import BRAND, CREATOR, accept_and_fund, new_campaign, start
-from tests.workflows.test_dispute import MEDIATOR, file, funded
+from tests.workflows.test_dispute import MEDIATOR, add_mediators, file, funded
 from workflows.campaign import CampaignWorkflow
 from workflows.dispute import DisputeWorkflow
 
@@ -155,19 +154,7 @@ async def test_dispute_reminds_the_respondent_then_both_in_negotiation(
 async def test_mediators_are_reminded_unassigned_all_then_the_assigned_one(
     env, task_queue, sessionmaker
 ):
-    mediators = [f"pty_med_{uuid.uuid4().hex[:8]}" for _ in range(2)]
-    async with sessionmaker() as session:
-        for mediator_id in mediators:
-            session.add(
-                Party(
-                    id=mediator_id,
-                    name="M",
-                    role="mediator",
-                    email="m@x.io",
-                    api_key_hash=mediator_id,
-                )
-            )
-        await session.commit()
+    mediators = await add_mediators(sessionmaker)
     campaign = await funded(env, task_queue)
     dispute = await file(env, campaign)
     await dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="no"))
