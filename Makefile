@@ -15,7 +15,15 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 	$(PY) -m scripts.dev
 
-test: $(STAMP)
+# playwright-core for the browser test (tests/ui), pinned by package-lock.json.
+NODE_STAMP := node_modules/.installed-stamp
+
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js >= 20) is required by tests/ui" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+test: $(STAMP) $(NODE_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
