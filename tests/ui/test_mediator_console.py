@@ -5,8 +5,8 @@ server of its own: the dispute is found with the ParleyStage filter, `propose_se
 through "Send an Update", an invalid split shows the validator's message and changes nothing,
 a valid one moves the dispute to awaiting_acceptance. The screenshot lands in docs/.
 
-`.ci/run` installs both (`apt-get install chromium`, `npm ci`); without them this test fails
-and says so rather than skipping.
+`make test` installs both (`npm ci`; `apt-get install chromium` when root); without them this
+test fails and says so rather than skipping.
 """
 
 from __future__ import annotations
