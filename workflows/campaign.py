@@ -16,10 +16,19 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    TerminatedError,
+)
+from temporalio.exceptions import TimeoutError as ChildTimeoutError
+from temporalio.workflow import ParentClosePolicy
 
 from workflows.dispute import DisputeWorkflow
 from workflows.records import record
+from workflows.timers import sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -67,6 +76,8 @@ MONEY_RETRY = RetryPolicy(
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A party waiting on "fund" gets an answer within this; the same key is reused next time.
 FUNDING_DEADLINE = timedelta(minutes=1)
+# workflow.patched ids: behaviour that differs from what histories recorded before it.
+DISPUTE_ABANDONED_ON_CLOSE = "dispute-abandoned-on-close"
 
 
 @workflow.defn
@@ -87,22 +98,18 @@ class CampaignWorkflow:
             )
         self._ready = True
         while not self._finished():
-            wake = self._next_wake()
-            wait = None if wake is None else wake - workflow.now()
-            if wait is None or wait > timedelta(0):
-                try:
-                    # Woken only when an Update moves the next deadline or reminder (or ends
-                    # the campaign's work): a new timer per action would double the history.
-                    await workflow.wait_condition(
-                        lambda w=wake: (
-                            self._next_wake() != w or self._all_final() or self._finished()
-                        ),
-                        timeout=wait,
-                    )
-                except TimeoutError:
-                    pass
-            async with self._lock:
-                await self._fire_due()
+            try:
+                await sleep_until_due(
+                    self._next_wake, lambda: self._all_final() or self._finished()
+                )
+                async with self._lock:
+                    await self._fire_due()
+            except asyncio.CancelledError:
+                # The Temporal UI's "Request Cancellation" must not end a workflow that holds
+                # escrow: the request is refused and recorded; the money paths are idempotent,
+                # so a fire pass it interrupted simply runs again.
+                async with self._lock:
+                    await self._changed("campaign.cancellation_request_refused", None, notify=[])
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.campaign.public()
 
@@ -352,6 +359,11 @@ class CampaignWorkflow:
                 DisputeWorkflow.run,
                 new,
                 id=f"dispute-{dispute_id}",
+                # The dispute outlives its parent's run (a terminated or continued campaign
+                # must not take the case with it); campaigns started before keep TERMINATE.
+                parent_close_policy=ParentClosePolicy.ABANDON
+                if workflow.patched(DISPUTE_ABANDONED_ON_CLOSE)
+                else ParentClosePolicy.TERMINATE,
                 static_summary=f"Dispute over “{state.title}”: {new.disputed_amount} "
                 f"{state.currency}, filed by the {side} ({req.reason})",
             )
@@ -389,12 +401,32 @@ class CampaignWorkflow:
         return side, items
 
     async def _settle_when_decided(self, handle) -> None:
-        result: DisputeResult = await handle
+        try:
+            result: DisputeResult | None = await handle
+        except ChildWorkflowError as err:
+            # Terminated, timed out or failed at the engine level (a click in the Temporal
+            # UI, an operator): no decision exists, so nothing is paid on its account. The
+            # deliverables resume as on a withdrawal, and everyone — mediators included —
+            # is told, so the claimant can file again.
+            result, ended = None, _child_end(err)
         # A disputed funding charge holds every movement until it closes (SPEC §7).
         await workflow.wait_condition(lambda: not self.campaign.frozen)
         async with self._lock:
             state = self.campaign
             items = [d for d in state.deliverables if d.status == DeliverableStatus.DISPUTED]
+            if result is None:
+                now = workflow.now()
+                for item in items:
+                    _resume(item, now)
+                dispute_id, state.dispute_id = state.dispute_id, None
+                await self._changed(
+                    "campaign.dispute_ended",
+                    None,
+                    {"dispute_id": dispute_id, "ended": ended},
+                    notify=state.parties(),
+                    notify_roles=["mediator"],
+                )
+                return
             outcome = result.outcome
             if outcome is None:
                 now = workflow.now()
@@ -773,6 +805,18 @@ def _resume(item: Deliverable, now) -> None:
     if field and item.paused_remaining is not None:
         setattr(item, field, now + item.paused_remaining)
     item.frozen_from = item.paused_remaining = None
+
+
+def _child_end(err: ChildWorkflowError) -> str:
+    """How a dispute child ended without a decision, for the timeline."""
+    cause = err.cause
+    if isinstance(cause, TerminatedError):
+        return "terminated"
+    if isinstance(cause, CancelledError):
+        return "cancelled"
+    if isinstance(cause, ChildTimeoutError):
+        return "timed_out"
+    return "failed"
 
 
 def _error_type(err: ActivityError) -> str | None:

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.records import record
+from workflows.timers import sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -91,20 +92,15 @@ class DisputeWorkflow:
         await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
         self._ready = True
         while self.dispute.stage not in CLOSED:
-            wake = self._next_wake()
-            wait = None if wake is None else wake - workflow.now()
-            if wait is None or wait > timedelta(0):
-                try:
-                    # Woken only by a new deadline or reminder, or the end: offers and
-                    # evidence leave the running timer alone, keeping the history small.
-                    await workflow.wait_condition(
-                        lambda w=wake: self._next_wake() != w or self.dispute.stage in CLOSED,
-                        timeout=wait,
-                    )
-                except TimeoutError:
-                    pass
-            async with self._lock:
-                await self._fire_due()
+            try:
+                await sleep_until_due(self._next_wake, lambda: self.dispute.stage in CLOSED)
+                async with self._lock:
+                    await self._fire_due()
+            except asyncio.CancelledError:
+                # "Request Cancellation" in the Temporal UI would end the case with nothing
+                # decided: refused and recorded. Withdrawal or a decision ends a dispute.
+                async with self._lock:
+                    await self._changed("dispute.cancellation_request_refused", None, notify=[])
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DisputeResult(dispute_id=self.dispute.id, outcome=self.dispute.outcome)
 
