@@ -1,11 +1,18 @@
-"""Records the replay fixtures: `python -m tests.histories.record` (after an intended change
-that running workflows may see, guard it with workflow.patched and record anew)."""
+"""Records replay fixtures beside the old ones: `python -m tests.histories.record`.
+
+Histories are append-only: running campaigns were recorded by older code, so every fixture
+ever recorded must keep replaying. Each run writes `{scenario}@{commit}.json` for the commit
+checked out (commit the workflow change first) and never overwrites a file; a change that
+alters what a workflow does is guarded with `workflow.patched` so the old files still replay.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
@@ -35,7 +42,7 @@ from domain.dispute import (
     Respond,
     Split,
 )
-from tests.conftest import TEST_SERVER_BIN
+from tests.conftest import TEMPORAL_BIN, TEST_SERVER_BIN
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
@@ -142,6 +149,67 @@ async def disputed_campaign(client, task_queue: str) -> dict[str, str]:
     }
 
 
+async def interrupted_dispute(client, task_queue: str) -> dict[str, str]:
+    """The Temporal UI's buttons on a dispute: Request Cancellation (refused and recorded),
+    then Terminate (the campaign takes its deliverables back and completes). Recorded on the
+    dev server in real time, hence the short clearing and review periods."""
+    short = {"clearing_period": timedelta(seconds=1), "review_period": timedelta(seconds=2)}
+    new = new_campaign(amounts=(10_000, 5_000), **short)
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    filed = await handle.execute_update(
+        CampaignWorkflow.file_dispute,
+        FileDispute(
+            actor_id=BRAND,
+            reason="late",
+            claim=Split(release_to_creator=0, refund_to_brand=15_000),
+            statement="Nothing posted",
+        ),
+    )
+    dispute = client.get_workflow_handle(f"dispute-{filed['dispute_id']}")
+    await dispute.cancel()
+    await dispute.execute_update(
+        DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="Posted late")
+    )
+    await dispute.terminate(reason="operator")
+    for _ in range(400):  # the campaign hears of the termination asynchronously
+        if (await handle.query(CampaignWorkflow.state))["dispute_id"] is None:
+            break
+        await asyncio.sleep(0.05)
+    work = {"actor_id": CREATOR, "url": "https://x.io/1"}
+    for index in (0, 1):
+        await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=index, **work))
+        await handle.execute_update(
+            CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=index)
+        )
+    await handle.result()  # releases, review period
+    return {
+        "campaign_dispute_terminated": (await handle.fetch_history()).to_json(),
+        "dispute_cancel_refused": (await dispute.fetch_history()).to_json(),
+    }
+
+
+def _commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _write(histories: dict[str, str], commit: str) -> None:
+    for name, history in histories.items():
+        path = HERE / f"{name}@{commit}.json"
+        if path.exists():
+            raise SystemExit(f"{path.name} exists: fixtures are append-only")
+        path.write_text(history)
+        print(f"recorded {path.name}")
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/parley.db"
@@ -163,10 +231,19 @@ async def main() -> None:
                 "campaign_cancelled": await cancelled_campaign(env.client, "record"),
                 **await disputed_campaign(env.client, "record"),
             }
-            for name, history in histories.items():
-                (HERE / f"{name}.json").write_text(history)
-                print(f"recorded {name}")
         await env.shutdown()
+        # The time-skipping server never tells a parent its child was terminated: the dev
+        # server records that scenario.
+        live = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=str(TEMPORAL_BIN),
+            search_attributes=search_attributes.ALL,
+            data_converter=pydantic_data_converter,
+            dev_server_log_level="error",
+        )
+        async with build_worker(live.client, settings, make_sessionmaker(engine)):
+            histories.update(await interrupted_dispute(live.client, "record"))
+        await live.shutdown()
+        _write(histories, _commit())
         await engine.dispose()
 
 
