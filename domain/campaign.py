@@ -276,6 +276,7 @@ class CampaignState(Parties):
     reminders_sent: list[str] = Field(default_factory=list)
     cancellation: Cancellation | None = None
     dispute_id: str | None = None
+    disputes_filed: int = 0
     frozen: bool = False
     frozen_reason: str | None = None
     version: int = 0
@@ -313,6 +314,8 @@ class CampaignState(Parties):
                     )
                 )
             for d in self.deliverables:
+                if d.paused_remaining is not None:
+                    continue  # paused by a dispute or a freeze: no deadline runs
                 if d.status == DeliverableStatus.SUBMITTED:
                     running.append(
                         Deadline(
@@ -324,9 +327,10 @@ class CampaignState(Parties):
                     running.append(
                         Deadline("clearing", d.clears_at, terms.clearing_period, (), d.index)
                     )
-                elif d.due_at and d.status in (
-                    DeliverableStatus.PENDING,
-                    DeliverableStatus.CHANGES_REQUESTED,
+                elif (
+                    d.due_at
+                    and self.phase == CampaignStatus.ACTIVE
+                    and d.status in (DeliverableStatus.PENDING, DeliverableStatus.CHANGES_REQUESTED)
                 ):
                     window = d.due_at - (self.funded_at or self.created_at)
                     running.append(Deadline("delivery", d.due_at, window, ("creator",), d.index))
@@ -336,6 +340,39 @@ class CampaignState(Parties):
                 Deadline("reviews", self.reviews_close_at, terms.review_period, unreviewed)
             )
         return running
+
+    def invariant_violations(self) -> list[str]:
+        """What must never be true after a change: a ledger that does not add up, or money
+        held where nothing will ever move it (a stranded state)."""
+        problems, escrow = [], self.escrow
+        if not escrow.is_exact:
+            problems.append(f"escrow identity broken: {escrow.model_dump()}")
+        owed = sum(d.amount for d in self.deliverables if d.status not in FINAL)
+        if escrow.funded and escrow.held != owed:
+            problems.append(f"held {escrow.held} but open deliverables hold {owed}")
+        if not escrow.funded and escrow.held:
+            problems.append(f"held {escrow.held} without funding")
+        return problems
+
+    def stranded(self) -> list[str]:
+        """Deliverables holding money in a phase where no step will move it; checked once a
+        whole step (an Update, a fire pass, a dispute's end) is through."""
+        if not self.escrow.funded:
+            return []
+        if self.phase in (
+            CampaignStatus.COMPLETED,
+            CampaignStatus.DECLINED,
+            CampaignStatus.EXPIRED,
+        ):
+            stuck = [d for d in self.deliverables if d.status not in FINAL]
+        elif self.phase == CampaignStatus.CANCELLED:
+            stuck = [d for d in self.deliverables if d.status in UNAPPROVED]
+        else:
+            return []
+        return [
+            f"deliverable {d.index} is {d.status.value} in a {self.phase.value} campaign"
+            for d in stuck
+        ]
 
     def next_deadline(self) -> datetime | None:
         return earliest(self.deadlines())
@@ -353,7 +390,8 @@ class CampaignState(Parties):
     def public(self) -> dict[str, Any]:
         """The campaign resource of SPEC §8."""
         data = self.model_dump(
-            mode="json", exclude={"phase", "version", "brief", "reviews", "reminders_sent"}
+            mode="json",
+            exclude={"phase", "version", "brief", "reviews", "reminders_sent", "disputes_filed"},
         )
         data["brief"] = self.brief
         data["reviews_revealed"] = self.reviews_visible

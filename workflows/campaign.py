@@ -78,6 +78,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 FUNDING_DEADLINE = timedelta(minutes=1)
 # workflow.patched ids: behaviour that differs from what histories recorded before it.
 DISPUTE_ABANDONED_ON_CLOSE = "dispute-abandoned-on-close"
+FREEZE_PAUSES_TIMERS = "freeze-pauses-timers"
+REFUND_RESUMED_AFTER_CANCELLATION = "refund-resumed-after-cancellation"
+DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
 
 
 @workflow.defn
@@ -104,6 +107,7 @@ class CampaignWorkflow:
                 )
                 async with self._lock:
                     await self._fire_due()
+                    self._check_not_stranded()
             except asyncio.CancelledError:
                 # The Temporal UI's "Request Cancellation" must not end a workflow that holds
                 # escrow: the request is refused and recorded; the money paths are idempotent,
@@ -334,7 +338,13 @@ class CampaignWorkflow:
         async with self._lock:
             side, items = self._check_file_dispute(req)
             state, now = self.campaign, workflow.now()
-            dispute_id = "dsp_" + workflow.uuid4().hex[:16]
+            if workflow.patched(DISPUTE_ID_FROM_CAMPAIGN):
+                # From business data, so a reset or replay names the same dispute (and the
+                # settlement keys derived from it) the same way.
+                state.disputes_filed += 1
+                dispute_id = f"dsp_{state.id.removeprefix('cmp_')}_{state.disputes_filed}"
+            else:
+                dispute_id = "dsp_" + workflow.uuid4().hex[:16]
             for item in items:
                 _freeze(item, now)
             new = NewDispute(
@@ -418,6 +428,7 @@ class CampaignWorkflow:
                 now = workflow.now()
                 for item in items:
                     _resume(item, now)
+                await self._refund_resumed_after_cancellation(items)
                 dispute_id, state.dispute_id = state.dispute_id, None
                 await self._changed(
                     "campaign.dispute_ended",
@@ -426,16 +437,19 @@ class CampaignWorkflow:
                     notify=state.parties(),
                     notify_roles=["mediator"],
                 )
+                self._check_not_stranded()
                 return
             outcome = result.outcome
             if outcome is None:
                 now = workflow.now()
                 for item in items:
                     _resume(item, now)
+                await self._refund_resumed_after_cancellation(items)
                 state.dispute_id = None
                 await self._changed(
                     "campaign.dispute_withdrawn", None, {"dispute_id": result.dispute_id}, notify=[]
                 )
+                self._check_not_stranded()
                 return
             data: dict[str, Any] = {"dispute_id": result.dispute_id, "by": outcome.by}
             if outcome.release_to_creator:
@@ -465,6 +479,17 @@ class CampaignWorkflow:
     async def set_frozen(self, req: SetFrozen) -> dict[str, Any]:
         async with self._lock:
             self._check_set_frozen(req)
+            if workflow.patched(FREEZE_PAUSES_TIMERS):
+                # One freeze rule: a freeze pauses deliverable timers exactly as a dispute
+                # does, so nobody is overdue or auto-approved while the parties are blocked.
+                now = workflow.now()
+                for item in self.campaign.deliverables:
+                    if item.status == DeliverableStatus.DISPUTED:
+                        continue  # its dispute paused it and resumes it
+                    if req.frozen and item.paused_remaining is None:
+                        _pause_timer(item, now)
+                    elif not req.frozen and item.paused_remaining is not None:
+                        _restart_timer(item, now)
             self.campaign.frozen = req.frozen
             self.campaign.frozen_reason = req.reason or None if req.frozen else None
             kind = "campaign.frozen" if req.frozen else "campaign.unfrozen"
@@ -687,6 +712,17 @@ class CampaignWorkflow:
         )
         state.escrow = state.escrow.refund(amount)
 
+    async def _refund_resumed_after_cancellation(self, items: list[Deliverable]) -> None:
+        """A campaign cancelled (by silence) while a dispute held some deliverables: once the
+        dispute ends undecided they come back unapproved, and the cancellation refunds
+        them as it refunded the others — nothing stays pending in a cancelled campaign."""
+        if self.campaign.phase != CampaignStatus.CANCELLED:
+            return
+        resumed = [item for item in items if item.status in UNAPPROVED]
+        if resumed and workflow.patched(REFUND_RESUMED_AFTER_CANCELLATION):
+            for item in resumed:
+                await self._refund(item, None)
+
     async def _cancel_after_funding(self, actor: str | None, confirmed_by: str) -> None:
         """Refund what is not yet approved; approved deliverables still clear and release."""
         state = self.campaign
@@ -701,6 +737,12 @@ class CampaignWorkflow:
         )
 
     # --- shared checks and bookkeeping -------------------------------------------------------
+
+    def _check_not_stranded(self) -> None:
+        # A failed workflow task halts this campaign visibly (and moves no money) rather
+        # than leaving escrow where no step will ever move it.
+        if problems := self.campaign.stranded():
+            raise RuntimeError("stranded escrow: " + "; ".join(problems))
 
     def _check_active_action(self, req: Action, side: str) -> None:
         self.campaign.require_side(req.actor_id, side)
@@ -721,6 +763,8 @@ class CampaignWorkflow:
     ) -> None:
         """Records a state change: read model, timeline, inbox; then the UI's view of it."""
         state = self.campaign
+        if problems := state.invariant_violations():
+            raise RuntimeError("escrow invariant: " + "; ".join(problems))
         state.version += 1
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
         await record(
@@ -789,11 +833,24 @@ class CampaignWorkflow:
         return "\n".join(lines)
 
 
-def _freeze(item: Deliverable, now) -> None:
-    """Pauses the deliverable's running timer, keeping the time it had left."""
+def _pause_timer(item: Deliverable, now) -> None:
+    """Stops the deliverable's running timer (due, review or clearing), keeping the time it
+    had left: a dispute and a freeze pause it alike (SPEC §4)."""
     field = timer_field(item.status)
     deadline = getattr(item, field) if field else None
     item.paused_remaining = max(deadline - now, timedelta(0)) if deadline else None
+
+
+def _restart_timer(item: Deliverable, now) -> None:
+    field = timer_field(item.status)
+    if field and item.paused_remaining is not None:
+        setattr(item, field, now + item.paused_remaining)
+    item.paused_remaining = None
+
+
+def _freeze(item: Deliverable, now) -> None:
+    """Disputed: its timer paused and its status kept aside until the dispute ends."""
+    _pause_timer(item, now)
     item.frozen_from = item.status
     item.status = DeliverableStatus.DISPUTED
 
@@ -801,10 +858,8 @@ def _freeze(item: Deliverable, now) -> None:
 def _resume(item: Deliverable, now) -> None:
     """Back to where it was, its timer running again with the time it had left."""
     item.status = item.frozen_from
-    field = timer_field(item.status)
-    if field and item.paused_remaining is not None:
-        setattr(item, field, now + item.paused_remaining)
-    item.frozen_from = item.paused_remaining = None
+    item.frozen_from = None
+    _restart_timer(item, now)
 
 
 def _child_end(err: ChildWorkflowError) -> str:

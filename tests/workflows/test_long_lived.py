@@ -1,0 +1,98 @@
+"""Weeks-long campaigns at real lengths (time-skipping): a freeze pauses timers as a dispute
+does, a dispute that ends in a cancelled campaign leaves nothing pending, and dispute ids
+come from business data."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from domain.campaign import Action, SetFrozen, SubmitDeliverable
+from domain.dispute import PartyAction
+from tests.workflows.test_campaign import (
+    BRAND,
+    CREATOR,
+    accept_and_fund,
+    new_campaign,
+    start,
+    state,
+)
+from tests.workflows.test_dispute import _settled, file, funded
+from workflows.campaign import CampaignWorkflow
+from workflows.dispute import DisputeWorkflow
+
+
+async def _freeze(campaign, frozen: bool) -> None:
+    await campaign.execute_update(
+        CampaignWorkflow.set_frozen, SetFrozen(frozen=frozen, reason="charge dispute dp_1")
+    )
+
+
+async def test_a_freeze_pauses_the_review_timer(env, task_queue):
+    campaign = await funded(env, task_queue, amounts=(10_000,))
+    await campaign.execute_update(
+        CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=0, url="https://x.io")
+    )
+    await env.sleep(timedelta(days=4))  # one day of review left
+    await _freeze(campaign, True)
+    await env.sleep(timedelta(days=20))
+    frozen = await state(campaign)
+    assert frozen["status"] == "frozen"
+    # The brand could not request changes while frozen, so silence is not approval.
+    assert frozen["deliverables"][0]["status"] == "submitted"
+    await _freeze(campaign, False)
+    await env.sleep(timedelta(hours=23))
+    assert (await state(campaign))["deliverables"][0]["status"] == "submitted"
+    await env.sleep(timedelta(hours=2))
+    item = (await state(campaign))["deliverables"][0]
+    assert item["status"] == "approved" and item["approved_by"] == "auto"
+
+
+async def test_a_freeze_keeps_a_creator_from_going_overdue(env, task_queue):
+    now = await env.get_current_time()
+    campaign = await start(
+        env, task_queue, new_campaign(amounts=(10_000,), due_at=now + timedelta(days=7))
+    )
+    await accept_and_fund(campaign)
+    await env.sleep(timedelta(days=5))  # two days left to deliver
+    await _freeze(campaign, True)
+    await env.sleep(timedelta(days=30))
+    assert (await state(campaign))["deliverables"][0]["status"] == "pending"
+    await _freeze(campaign, False)
+    await env.sleep(timedelta(days=1, hours=23))
+    assert (await state(campaign))["deliverables"][0]["status"] == "pending"
+    await env.sleep(timedelta(hours=2))
+    assert (await state(campaign))["deliverables"][0]["status"] == "overdue"
+
+
+async def test_withdrawal_after_cancellation_by_silence_refunds_what_resumed(env, task_queue):
+    now = await env.get_current_time()
+    campaign = await start(
+        env, task_queue, new_campaign(amounts=(10_000, 5_000), due_at=now + timedelta(days=30))
+    )
+    await accept_and_fund(campaign)
+    await campaign.execute_update(CampaignWorkflow.cancel, Action(actor_id=BRAND))
+    dispute = await file(env, campaign, actor=CREATOR, claim=(10_000, 0), deliverables=[0])
+    await env.sleep(timedelta(days=3))  # P2D cancellation window: confirmed by silence
+    cancelled = await state(campaign)
+    assert cancelled["status"] == "disputed"
+    assert [d["status"] for d in cancelled["deliverables"]] == ["disputed", "refunded"]
+
+    await dispute.execute_update(DisputeWorkflow.withdraw, PartyAction(actor_id=CREATOR))
+    after = await _settled(campaign)
+    assert after["status"] == "cancelled"
+    assert [d["status"] for d in after["deliverables"]] == ["refunded", "refunded"]
+    assert after["escrow"]["held"] == 0 and after["escrow"]["refunded_to_brand"] == 15_000
+    # Nothing left to wait for: the workflow ends instead of spinning on a past due date.
+    await env.sleep(timedelta(days=60))
+    assert (await campaign.result())["status"] == "cancelled"
+
+
+async def test_dispute_ids_derive_from_the_campaign(env, task_queue):
+    campaign = await funded(env, task_queue)
+    suffix = campaign.id.removeprefix("campaign-cmp_")
+    first = await file(env, campaign, claim=(0, 15_000))
+    assert first.id == f"dispute-dsp_{suffix}_1"
+    await first.execute_update(DisputeWorkflow.withdraw, PartyAction(actor_id=BRAND))
+    await _settled(campaign)
+    second = await file(env, campaign, claim=(0, 15_000))
+    assert second.id == f"dispute-dsp_{suffix}_2"
