@@ -14,6 +14,9 @@ from domain.errors import Refusal, refuse
 from domain.money import Escrow
 from domain.terms import Terms
 
+# A run continues as new at this many history events, far below Temporal's 50,000-event
+# and 50 MB limits (a normal two-deliverable campaign is about 130 events).
+HISTORY_LIMIT = 5_000
 MAX_AMOUNT = 10**12  # minor units; far above any campaign, far below int64 overflow
 
 
@@ -128,6 +131,10 @@ class NewCampaign(BaseModel):
     deliverables: list[DeliverableSpec]
     terms: Terms
     created_by: str
+    # Continue-as-new: the events after which a run hands over (Temporal may suggest it
+    # sooner), and the state the next run starts from.
+    history_limit: int = HISTORY_LIMIT
+    carried: CampaignState | None = None
 
     @model_validator(mode="after")
     def _commission_only_for_creator_agency(self) -> NewCampaign:
@@ -473,3 +480,6 @@ def timer_field(status: DeliverableStatus) -> str | None:
         DeliverableStatus.SUBMITTED: "review_due_at",
         DeliverableStatus.APPROVED: "clears_at",
     }.get(status)
+
+
+NewCampaign.model_rebuild()

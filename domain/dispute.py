@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.campaign import Parties, Side
+from domain.campaign import HISTORY_LIMIT, Parties, Side
 from domain.deadlines import Deadline
 from domain.terms import Terms
 
@@ -77,6 +77,8 @@ class NewDispute(BaseModel):
     disputed_amount: int
     claim: Split
     terms: Terms
+    history_limit: int = HISTORY_LIMIT  # continue-as-new, as the campaign's
+    carried: DisputeState | None = None
 
 
 class Outcome(Split):
@@ -249,3 +251,6 @@ class IssueRuling(MediatorAction):
     release_to_creator: int = Field(ge=0)
     refund_to_brand: int = Field(ge=0)
     rationale: str = Field(min_length=1, max_length=20_000)
+
+
+NewDispute.model_rebuild()

@@ -28,7 +28,7 @@ from temporalio.workflow import ParentClosePolicy
 
 from workflows.dispute import DisputeWorkflow
 from workflows.records import record
-from workflows.timers import sleep_until_due
+from workflows.timers import history_is_long, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -87,7 +87,8 @@ DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
 class CampaignWorkflow:
     @workflow.init
     def __init__(self, new: NewCampaign) -> None:
-        self.campaign: CampaignState = open_campaign(new, workflow.now())
+        self.campaign: CampaignState = new.carried or open_campaign(new, workflow.now())
+        self._history_limit = new.history_limit
         self._lock = asyncio.Lock()
         self._ready = False
         self._published: dict[str, Any] = {}
@@ -95,15 +96,25 @@ class CampaignWorkflow:
 
     @workflow.run
     async def run(self, new: NewCampaign) -> dict[str, Any]:
-        async with self._lock:
-            await self._changed(
-                "campaign.created", new.created_by, notify=[self.campaign.creator_id]
-            )
+        if new.carried is None:
+            async with self._lock:
+                await self._changed(
+                    "campaign.created", new.created_by, notify=[self.campaign.creator_id]
+                )
+        else:
+            self._publish()  # a continued run: the UI's view as the last run left it
         self._ready = True
         while not self._finished():
+            if self._time_to_continue_as_new(new.history_limit):
+                workflow.continue_as_new(new.model_copy(update={"carried": self.campaign}))
             try:
                 await sleep_until_due(
-                    self._next_wake, lambda: self._all_final() or self._finished()
+                    self._next_wake,
+                    lambda: (
+                        self._all_final()
+                        or self._finished()
+                        or self._time_to_continue_as_new(new.history_limit)
+                    ),
                 )
                 async with self._lock:
                     await self._fire_due()
@@ -364,6 +375,7 @@ class CampaignWorkflow:
                 disputed_amount=sum(item.amount for item in items),
                 claim=req.claim,
                 terms=state.terms,
+                history_limit=self._history_limit,
             )
             handle = await workflow.start_child_workflow(
                 DisputeWorkflow.run,
@@ -560,6 +572,18 @@ class CampaignWorkflow:
 
     def _next_wake(self):
         return next_wake(self.campaign.deadlines(), self.campaign.reminders_sent)
+
+    def _time_to_continue_as_new(self, limit: int) -> bool:
+        """A long history hands the whole state to a new run, once nothing is in flight:
+        no Update running, no step holding the lock, and no dispute open (the campaign
+        awaits its child's decision, which only this run can receive)."""
+        return (
+            history_is_long(limit)
+            and self.campaign.dispute_id is None
+            and all(task.done() for task in self._disputes)
+            and not self._lock.locked()
+            and workflow.all_handlers_finished()
+        )
 
     async def _fire_due(self) -> None:
         await self._fire_deadlines()

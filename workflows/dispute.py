@@ -16,7 +16,7 @@ from typing import Any
 from temporalio import workflow
 
 from workflows.records import record
-from workflows.timers import sleep_until_due
+from workflows.timers import history_is_long, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -61,7 +61,7 @@ class DisputeWorkflow:
     @workflow.init
     def __init__(self, new: NewDispute) -> None:
         now = workflow.now()
-        self.dispute = DisputeState(
+        self.dispute = new.carried or DisputeState(
             id=new.id,
             campaign_id=new.campaign_id,
             campaign_title=new.campaign_title,
@@ -89,11 +89,23 @@ class DisputeWorkflow:
 
     @workflow.run
     async def run(self, new: NewDispute) -> DisputeResult:
-        await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
+        if new.carried is None:
+            await self._changed("dispute.filed", new.claimant_id, notify=self.dispute.parties())
+        else:
+            self._publish()  # a continued run: the UI's view as the last run left it
         self._ready = True
         while self.dispute.stage not in CLOSED:
+            if self._time_to_continue_as_new(new.history_limit):
+                # The campaign awaiting this child follows it to the new run.
+                workflow.continue_as_new(new.model_copy(update={"carried": self.dispute}))
             try:
-                await sleep_until_due(self._next_wake, lambda: self.dispute.stage in CLOSED)
+                await sleep_until_due(
+                    self._next_wake,
+                    lambda: (
+                        self.dispute.stage in CLOSED
+                        or self._time_to_continue_as_new(new.history_limit)
+                    ),
+                )
                 async with self._lock:
                     await self._fire_due()
             except asyncio.CancelledError:
@@ -370,6 +382,11 @@ class DisputeWorkflow:
 
     def _next_wake(self):
         return next_wake(self.dispute.deadlines(), self.dispute.reminders_sent)
+
+    def _time_to_continue_as_new(self, limit: int) -> bool:
+        return (
+            history_is_long(limit) and not self._lock.locked() and workflow.all_handlers_finished()
+        )
 
     async def _fire_due(self) -> None:
         await self._fire_deadline()

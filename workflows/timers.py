@@ -1,4 +1,5 @@
-"""The deadline loop both workflows share: one durable timer, re-armed only when it moves."""
+"""The skeleton both workflows share: one durable timer re-armed only when it moves, and
+the moment to continue as new."""
 
 from __future__ import annotations
 
@@ -22,3 +23,10 @@ async def sleep_until_due(
         await workflow.wait_condition(lambda: next_wake() != wake or woken(), timeout=wait)
     except TimeoutError:
         pass
+
+
+def history_is_long(limit: int) -> bool:
+    """Time to continue as new: Temporal suggests it, or the history reached `limit` events
+    (both read from the workflow task, so replay sees the same answer)."""
+    info = workflow.info()
+    return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain.campaign import Action, SetFrozen, SubmitDeliverable
-from domain.dispute import PartyAction
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+from domain.campaign import Action, RequestChanges, SetFrozen, SubmitDeliverable
+from domain.dispute import AcceptOffer, MakeOffer, PartyAction, Respond
 from tests.workflows.test_campaign import (
     BRAND,
     CREATOR,
@@ -96,3 +99,75 @@ async def test_dispute_ids_derive_from_the_campaign(env, task_queue):
     await _settled(campaign)
     second = await file(env, campaign, claim=(0, 15_000))
     assert second.id == f"dispute-dsp_{suffix}_2"
+
+
+async def _run_histories(env, workflow_id: str) -> list:
+    """Every run's history, first to current, following continue-as-new."""
+    described = await env.client.workflow_service.describe_workflow_execution(
+        DescribeWorkflowExecutionRequest(
+            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+        )
+    )
+    histories, run_id = [], described.workflow_execution_info.first_run_id
+    while run_id:
+        handle = env.client.get_workflow_handle(workflow_id, run_id=run_id)
+        history = await handle.fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = (
+            attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    return histories
+
+
+async def test_a_long_campaign_continues_as_new_with_its_whole_state(env, task_queue):
+    new = new_campaign(amounts=(10_000, 5_000), max_revisions=30)
+    campaign = await start(env, task_queue, new.model_copy(update={"history_limit": 80}))
+    await accept_and_fund(campaign)
+    work = {"actor_id": CREATOR, "url": "https://x.io/post"}
+    for round_ in range(12):  # a long back-and-forth on deliverable 0
+        await campaign.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=0, **work))
+        await campaign.execute_update(
+            CampaignWorkflow.request_changes,
+            RequestChanges(actor_id=BRAND, index=0, reason=f"round {round_}"),
+        )
+    await campaign.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=0, **work))
+    before = await state(campaign)
+    assert len(await _run_histories(env, campaign.id)) > 1
+    # Everything came across: revisions, the running review timer, the escrow.
+    assert before["deliverables"][0]["revisions"] == 12
+    assert before["escrow"]["held"] == 15_000
+    await env.sleep(timedelta(days=5, hours=1))  # the review window runs on in the new run
+    item = (await state(campaign))["deliverables"][0]
+    assert item["status"] == "approved" and item["approved_by"] == "auto"
+    # Every history stays under the limit it was given (plus one task's worth of events).
+    for history in await _run_histories(env, campaign.id):
+        assert len(history.events) < 80 + 20
+
+
+async def test_a_long_dispute_continues_as_new_and_its_campaign_still_settles(env, task_queue):
+    # The dispute inherits its campaign's history limit.
+    new = new_campaign(amounts=(10_000, 5_000)).model_copy(update={"history_limit": 80})
+    campaign = await start(env, task_queue, new)
+    await accept_and_fund(campaign)
+    dispute = await file(env, campaign, claim=(0, 15_000))
+    await dispute.execute_update(
+        DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="I did post")
+    )
+    for n in range(40):
+        await dispute.execute_update(
+            DisputeWorkflow.make_offer,
+            MakeOffer(actor_id=CREATOR, release_to_creator=15_000 - n, refund_to_brand=n),
+        )
+    assert len(await _run_histories(env, dispute.id)) > 1
+    offers = (await dispute.query(DisputeWorkflow.state))["offers"]
+    assert len(offers) == 40 and offers[-1]["status"] == "open"
+    await dispute.execute_update(
+        DisputeWorkflow.accept_offer, AcceptOffer(actor_id=BRAND, offer_id=offers[-1]["id"])
+    )
+    settled = await _settled(campaign)
+    assert settled["escrow"]["refunded_to_brand"] == 39
+    assert [d["status"] for d in settled["deliverables"]] == ["settled", "settled"]
