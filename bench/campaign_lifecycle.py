@@ -289,7 +289,7 @@ async def raw_lifecycle(run: Run, parties: Parties, client: Client, task_queue: 
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         static_summary=f"Campaign “{new.title}”: {sum(AMOUNTS)} {new.currency}",
     )
-    created = await run.timed(
+    await run.timed(
         "create",
         client.execute_update_with_start_workflow(
             CampaignWorkflow.created, start_workflow_operation=start, id="created"
@@ -297,7 +297,9 @@ async def raw_lifecycle(run: Run, parties: Parties, client: Client, task_queue: 
     )
     handle: WorkflowHandle = await start.workflow_handle()
     brand, creator = parties.brand_id, parties.creator_id
-    accept = AcceptCampaign(actor_id=creator, contract_hash=created["contract_hash"])
+    # Updates answer an acknowledgement; what the creator accepts is read from the state.
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    accept = AcceptCampaign(actor_id=creator, contract_hash=contract)
     await run.timed("accept", handle.execute_update(CampaignWorkflow.accept, accept))
     fund = FundRequest(actor_id=brand)
     await run.timed("fund", handle.execute_update(CampaignWorkflow.fund, fund))

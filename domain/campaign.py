@@ -189,11 +189,18 @@ class SetFrozen(BaseModel):
 
 
 class Submission(BaseModel):
+    """The latest submission of a deliverable, as the workflow keeps it: its URL and the
+    sha256 of `{url, notes, metrics}`. The notes and metrics themselves live on the campaign's
+    timeline in the database (the API shows them from there), never in workflow state or
+    history. Submissions recorded before that change still carry them here."""
+
     url: str
     notes: str = ""
     metrics: dict[str, Any] = Field(default_factory=dict)
     submitted_at: datetime
     change_request: str | None = None
+    sha256: str | None = None
+    number: int | None = None  # 1 for the first submission of the deliverable, and so on
 
 
 class Deliverable(BaseModel):

@@ -55,7 +55,7 @@ with workflow.unsafe.imports_passed_through():
         open_campaign,
         timer_field,
     )
-    from domain.contract import rfc3339
+    from domain.contract import canonical_json, rfc3339, sha256_hex
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
     from domain.dispute import DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
@@ -137,11 +137,16 @@ class CampaignWorkflow:
     def state_view(self) -> dict[str, Any]:
         return self.campaign.public()
 
+    def acknowledged(self) -> dict[str, Any]:
+        """What every Update answers: small and fixed-size, because each answer is stored in
+        the history; the caller reads the campaign through the `state` query."""
+        return {"campaign_id": self.campaign.id, "version": self.campaign.version}
+
     @workflow.update
     async def created(self) -> dict[str, Any]:
         """Sent with the start (update-with-start): answers once the campaign is recorded."""
         await workflow.wait_condition(lambda: self._ready)
-        return self.state_view()
+        return self.acknowledged()
 
     # --- acceptance and funding -------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class CampaignWorkflow:
             self.campaign.phase = CampaignStatus.AWAITING_FUNDING
             self.campaign.fund_by = now + self.campaign.terms.funding_window
             await self._changed("campaign.accepted", req.actor_id)
-        return self.state_view()
+        return self.acknowledged()
 
     @accept.validator
     def _check_accept(self, req: AcceptCampaign) -> None:
@@ -168,7 +173,7 @@ class CampaignWorkflow:
             self._check_decline(req)
             self._end(CampaignStatus.DECLINED)
             await self._changed("campaign.declined", req.actor_id)
-        return self.state_view()
+        return self.acknowledged()
 
     @decline.validator
     def _check_decline(self, req: Action) -> None:
@@ -218,7 +223,7 @@ class CampaignWorkflow:
             state.phase = CampaignStatus.ACTIVE
             state.funded_at = now
             await self._changed("campaign.funded", req.actor_id, {"amount": state.budget})
-        return self.state_view()
+        return self.acknowledged()
 
     @fund.validator
     def _check_fund(self, req: FundRequest) -> None:
@@ -232,13 +237,32 @@ class CampaignWorkflow:
         async with self._lock:
             item = self._check_submit(req)
             now = workflow.now()
-            item.submissions.append(
-                Submission(url=req.url, notes=req.notes, metrics=req.metrics, submitted_at=now)
+            content = {"url": req.url, "notes": req.notes, "metrics": req.metrics}
+            latest = Submission(
+                url=req.url,
+                submitted_at=now,
+                sha256=sha256_hex(canonical_json(content)),
+                number=(_count(item) if item.submissions else 0) + 1,
             )
+            # Only the latest stays in state (bounded whatever the revisions); the content
+            # goes to the timeline, where the API reads every submission back.
+            item.submissions = [*_kept(item.submissions), latest]
             item.status = DeliverableStatus.SUBMITTED
             item.review_due_at = now + self.campaign.terms.review_window
-            await self._changed("deliverable.submitted", req.actor_id, {"index": item.index})
-        return self.state_view()
+            await self._changed(
+                "deliverable.submitted",
+                req.actor_id,
+                {
+                    "index": item.index,
+                    "submission": {
+                        **content,
+                        "sha256": latest.sha256,
+                        "number": latest.number,
+                        "submitted_at": rfc3339(now),
+                    },
+                },
+            )
+        return self.acknowledged()
 
     @submit.validator
     def _check_submit(self, req: SubmitDeliverable) -> Deliverable:
@@ -256,7 +280,7 @@ class CampaignWorkflow:
             item = self._check_review(req)
             self._approve(item, "brand")
             await self._changed("deliverable.approved", req.actor_id, {"index": item.index})
-        return self.state_view()
+        return self.acknowledged()
 
     @approve.validator
     def _check_review(self, req: DeliverableAction) -> Deliverable:
@@ -276,7 +300,7 @@ class CampaignWorkflow:
                 req.actor_id,
                 {"index": item.index, "reason": req.reason},
             )
-        return self.state_view()
+        return self.acknowledged()
 
     @request_changes.validator
     def _check_request_changes(self, req: RequestChanges) -> Deliverable:
@@ -294,7 +318,7 @@ class CampaignWorkflow:
         async with self._lock:
             item = self._check_cancel_deliverable(req)
             await self._refund(item, req.actor_id)
-        return self.state_view()
+        return self.acknowledged()
 
     @cancel_deliverable.validator
     def _check_cancel_deliverable(self, req: DeliverableAction) -> Deliverable:
@@ -321,7 +345,7 @@ class CampaignWorkflow:
                 await self._changed("campaign.cancellation_requested", req.actor_id, {"by": side})
             else:
                 await self._cancel_after_funding(req.actor_id, confirmed_by=side)
-        return self.state_view()
+        return self.acknowledged()
 
     @cancel.validator
     def _check_cancel(self, req: Action) -> str:
@@ -397,7 +421,7 @@ class CampaignWorkflow:
                 {"dispute_id": dispute_id, "deliverables": new.deliverables},
                 notify=[],  # the dispute itself tells everyone
             )
-        return {"dispute_id": dispute_id, "campaign": self.state_view()}
+        return {**self.acknowledged(), "dispute_id": dispute_id}
 
     @file_dispute.validator
     def _check_file_dispute(self, req: FileDispute) -> tuple[str, list[Deliverable]]:
@@ -512,7 +536,7 @@ class CampaignWorkflow:
                 notify=self.campaign.parties(),
                 notify_roles=["mediator"],
             )
-        return self.state_view()
+        return self.acknowledged()
 
     @set_frozen.validator
     def _check_set_frozen(self, req: SetFrozen) -> None:
@@ -884,6 +908,18 @@ def _resume(item: Deliverable, now) -> None:
     item.status = item.frozen_from
     item.frozen_from = None
     _restart_timer(item, now)
+
+
+def _count(item: Deliverable) -> int:
+    """How many submissions a deliverable has had (older ones may have left the state)."""
+    latest = item.submissions[-1]
+    return latest.number if latest.number is not None else len(item.submissions)
+
+
+def _kept(submissions: list[Submission]) -> list[Submission]:
+    """Submissions recorded before their content moved to the timeline stay (they exist
+    nowhere else); later ones give way to the newest."""
+    return [s for s in submissions if s.sha256 is None]
 
 
 def _child_end(err: ChildWorkflowError) -> str:

@@ -116,11 +116,16 @@ class DisputeWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return DisputeResult(dispute_id=self.dispute.id, outcome=self.dispute.outcome)
 
+    def acknowledged(self) -> dict[str, Any]:
+        """What every Update answers: small and fixed-size, because each answer is stored in
+        the history; the caller reads the dispute through the `state` query."""
+        return {"dispute_id": self.dispute.id, "version": self.dispute.version}
+
     @workflow.update
     async def filed(self) -> dict[str, Any]:
         """Answers once the filing is recorded, so the API can read its own write."""
         await workflow.wait_condition(lambda: self._ready)
-        return self.view()
+        return self.acknowledged()
 
     @workflow.query
     def state(self) -> dict[str, Any]:
@@ -147,7 +152,7 @@ class DisputeWorkflow:
             else:
                 self._enter(Stage.NEGOTIATION, state.terms.negotiation_window)
                 await self._changed("dispute.responded", req.actor_id)
-        return self.view()
+        return self.acknowledged()
 
     @respond.validator
     def _check_respond(self, req: Respond) -> None:
@@ -174,7 +179,7 @@ class DisputeWorkflow:
             )
             state.offers.append(offer)
             await self._changed("dispute.offer_made", req.actor_id, {"offer_id": offer.id})
-        return self.view()
+        return {**self.acknowledged(), "offer_id": offer.id}
 
     @make_offer.validator
     def _check_make_offer(self, req: MakeOffer) -> str:
@@ -189,7 +194,7 @@ class DisputeWorkflow:
             offer = self._check_accept_offer(req)
             offer.status = "accepted"
             await self._resolve(offer.split, "agreement", req.actor_id)
-        return self.view()
+        return self.acknowledged()
 
     @accept_offer.validator
     def _check_accept_offer(self, req: AcceptOffer) -> Offer:
@@ -210,7 +215,7 @@ class DisputeWorkflow:
             self._check_escalate(req)
             self._enter(Stage.MEDIATION, self.dispute.terms.mediation_window)
             await self._changed("dispute.escalated", req.actor_id, notify_roles=["mediator"])
-        return self.view()
+        return self.acknowledged()
 
     @escalate.validator
     def _check_escalate(self, req: PartyAction) -> None:
@@ -225,7 +230,7 @@ class DisputeWorkflow:
             self.dispute.deadline = None
             self.dispute.closed_at = workflow.now()
             await self._changed("dispute.withdrawn", req.actor_id, notify=self._everyone())
-        return self.view()
+        return self.acknowledged()
 
     @withdraw.validator
     def _check_withdraw(self, req: PartyAction) -> None:
@@ -244,7 +249,7 @@ class DisputeWorkflow:
             await self._changed(
                 "dispute.evidence_added", req.actor_id, {"evidence_id": req.item.id}
             )
-        return req.item.model_dump(mode="json")
+        return {**self.acknowledged(), "evidence_id": req.item.id}
 
     @add_evidence.validator
     def _check_add_evidence(self, req: AddEvidence) -> None:
@@ -271,7 +276,7 @@ class DisputeWorkflow:
                 {"mediator_id": req.mediator_id, "previous": previous},
                 notify=self._everyone(),
             )
-        return self.view()
+        return self.acknowledged()
 
     @assign_mediator.validator
     def _check_assign(self, req: AssignMediator) -> None:
@@ -294,7 +299,7 @@ class DisputeWorkflow:
             await self._changed(
                 "dispute.evidence_requested", req.mediator_id, {"note": req.note}, notify=notify
             )
-        return self.view()
+        return self.acknowledged()
 
     @request_evidence.validator
     def _check_request_evidence(self, req: RequestEvidence) -> None:
@@ -319,7 +324,7 @@ class DisputeWorkflow:
             await self._changed(
                 "dispute.settlement_proposed", req.mediator_id, notify=self._everyone()
             )
-        return self.view()
+        return self.acknowledged()
 
     @propose_settlement.validator
     def _check_propose(self, req: ProposeSettlement) -> None:
@@ -338,7 +343,7 @@ class DisputeWorkflow:
                 await self._resolve(proposal.split, "mediated_agreement", req.actor_id)
             else:
                 await self._changed("dispute.proposal_accepted", req.actor_id, {"side": side})
-        return self.view()
+        return self.acknowledged()
 
     @workflow.update
     async def reject_proposal(self, req: PartyAction) -> dict[str, Any]:
@@ -348,7 +353,7 @@ class DisputeWorkflow:
             await self._changed(
                 "dispute.proposal_rejected", req.actor_id, {"side": side}, notify=self._everyone()
             )
-        return self.view()
+        return self.acknowledged()
 
     @accept_proposal.validator
     def _validate_accept_proposal(self, req: PartyAction) -> None:
@@ -370,7 +375,7 @@ class DisputeWorkflow:
                 mediator_id=req.mediator_id, split=split, rationale=req.rationale, at=workflow.now()
             )
             await self._resolve(split, "ruling", req.mediator_id)
-        return self.view()
+        return self.acknowledged()
 
     @issue_ruling.validator
     def _check_ruling(self, req: IssueRuling) -> None:

@@ -16,7 +16,8 @@ from api.auth import AdminPrincipal, CurrentParty, CurrentPrincipal, Principal, 
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, newest_snapshots, page
-from api.temporal import query_state, send_update
+from api.temporal import send_update
+from api.views import campaign_view
 from db.models import CampaignRecord, Party, TimelineEvent, involving
 from domain.campaign import (
     AcceptCampaign,
@@ -135,9 +136,10 @@ async def create_campaign(
         static_summary=f"Campaign “{new.title}”: {sum(d.amount for d in new.deliverables)} "
         f"{new.currency} · brand {brand_id} · creator {new.creator_id}",
     )
-    return await temporal.execute_update_with_start_workflow(
+    await temporal.execute_update_with_start_workflow(
         CampaignWorkflow.created, start_workflow_operation=start, id="created", result_type=dict
     )
+    return await campaign_view(request, temporal, new.id)
 
 
 def _campaign_id(request: Request) -> str:
@@ -166,10 +168,11 @@ async def list_campaigns(
 
 
 @router.get("/{campaign_id}")
-async def get_campaign(record: VisibleCampaign, temporal: TemporalDep) -> dict[str, Any]:
+async def get_campaign(
+    record: VisibleCampaign, request: Request, temporal: TemporalDep
+) -> dict[str, Any]:
     """Authoritative: the workflow's own state (the read model only once it has ended)."""
-    state = await query_state(temporal, workflow_id(record.id))
-    return state if state is not None else record.snapshot
+    return await campaign_view(request, temporal, record.id)
 
 
 @router.get("/{campaign_id}/timeline")
@@ -223,7 +226,8 @@ class ChangeRequest(BaseModel):
 
 
 async def _act(request, temporal, record, update: str, arg) -> dict[str, Any]:
-    return await send_update(temporal, workflow_id(record.id), update, arg, request=request)
+    await send_update(temporal, workflow_id(record.id), update, arg, request=request)
+    return await campaign_view(request, temporal, record.id)
 
 
 @router.post("/{campaign_id}/accept")

@@ -20,9 +20,9 @@ from api.pagination import Limit, newest_snapshots
 from api.routes.campaigns import VisibleCampaign
 from api.routes.campaigns import workflow_id as campaign_workflow_id
 from api.temporal import query_state, send_update
+from api.views import campaign_view, dispute_view
 from config import Settings
 from db.models import (
-    CampaignRecord,
     DisputeRecord,
     Message,
     Party,
@@ -101,7 +101,8 @@ Mediator = Annotated[Principal, Depends(require_mediator)]
 
 
 async def _act(request: Request, temporal, record: DisputeRecord, update: str, arg) -> dict:
-    return await send_update(temporal, workflow_id(record.id), update, arg, request=request)
+    await send_update(temporal, workflow_id(record.id), update, arg, request=request)
+    return await dispute_view(request, temporal, record.id)
 
 
 # --- filing and reading ------------------------------------------------------------------
@@ -121,7 +122,8 @@ async def file_dispute(
     )
     handle = temporal.get_workflow_handle(workflow_id(filed["dispute_id"]))
     # Answers once the dispute has recorded itself, so lists show it straight away.
-    return await handle.execute_update("filed", id="filed", result_type=dict)
+    await handle.execute_update("filed", id="filed", result_type=dict)
+    return await dispute_view(request, temporal, filed["dispute_id"])
 
 
 @router.get("/v1/disputes")
@@ -418,9 +420,9 @@ async def add_evidence(
         item = await _json_item(body, record, session)
     item.id = "evd_" + secrets.token_hex(8)
     item.submitted_by = principal.id
-    return await _act(
-        request, temporal, record, "add_evidence", AddEvidence(actor_id=principal.id, item=item)
-    )
+    arg = AddEvidence(actor_id=principal.id, item=item)
+    await send_update(temporal, workflow_id(record.id), "add_evidence", arg, request=request)
+    return item.model_dump(mode="json")
 
 
 @router.get("/v1/disputes/{dispute_id}/evidence/{evidence_id}")
@@ -455,13 +457,11 @@ async def get_evidence(
 
 @router.get("/v1/disputes/{dispute_id}/case-file")
 async def case_file(
-    record: VisibleDispute, session: SessionDep, temporal: TemporalDep
+    record: VisibleDispute, request: Request, session: SessionDep, temporal: TemporalDep
 ) -> dict[str, Any]:
     """One JSON bundle per dispute with a sha256 digest over its canonical form (SPEC §4)."""
     dispute = await query_state(temporal, workflow_id(record.id)) or record.snapshot
-    campaign = await query_state(temporal, campaign_workflow_id(record.campaign_id))
-    if campaign is None:  # the campaign has ended: its last snapshot
-        campaign = (await session.get(CampaignRecord, record.campaign_id)).snapshot
+    campaign = await campaign_view(request, temporal, record.campaign_id)
     events = (
         await session.exec(
             select(TimelineEvent)

@@ -136,9 +136,10 @@ async def test_respondent_accepts_the_claim(env, task_queue):
         dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="x")),
         "forbidden",
     )
-    done = await dispute.execute_update(
+    await dispute.execute_update(
         DisputeWorkflow.respond, Respond(actor_id=BRAND, statement="fair", accept_claim=True)
     )
+    done = await dispute.query(DisputeWorkflow.state)
     assert done["stage"] == "resolved" and done["outcome"]["by"] == "acceptance"
     settled = await _settled(campaign)
     assert settled["escrow"]["released_to_creator"] == 13_500
@@ -160,16 +161,18 @@ async def test_offer_accepted_is_an_agreement_and_splits_must_be_exact(env, task
         DisputeWorkflow.make_offer,
         MakeOffer(actor_id=CREATOR, release_to_creator=9_000, refund_to_brand=6_000),
     )
-    offer_id = offered["offers"][-1]["id"]
+    offer_id = offered["offer_id"]
+    assert (await dispute.query(DisputeWorkflow.state))["offers"][-1]["id"] == offer_id
     await refused(
         dispute.execute_update(
             DisputeWorkflow.accept_offer, AcceptOffer(actor_id=CREATOR, offer_id=offer_id)
         ),
         "forbidden",
     )
-    done = await dispute.execute_update(
+    await dispute.execute_update(
         DisputeWorkflow.accept_offer, AcceptOffer(actor_id=BRAND, offer_id=offer_id)
     )
+    done = await dispute.query(DisputeWorkflow.state)
     assert done["outcome"] == {
         "release_to_creator": 9_000,
         "refund_to_brand": 6_000,
@@ -194,7 +197,7 @@ async def test_crossing_acceptances_make_exactly_one_agreement(env, task_queue):
         DisputeWorkflow.make_offer,
         MakeOffer(actor_id=BRAND, release_to_creator=7_000, refund_to_brand=8_000),
     )
-    creator_offer, brand_offer = a["offers"][0]["id"], b["offers"][1]["id"]
+    creator_offer, brand_offer = a["offer_id"], b["offer_id"]
     results = await asyncio.gather(
         dispute.execute_update(
             DisputeWorkflow.accept_offer, AcceptOffer(actor_id=BRAND, offer_id=creator_offer)
@@ -276,9 +279,8 @@ async def test_both_accept_the_proposal(env, task_queue):
         ProposeSettlement(mediator_id=MEDIATOR, release_to_creator=6_000, refund_to_brand=9_000),
     )
     await dispute.execute_update(DisputeWorkflow.accept_proposal, PartyAction(actor_id=CREATOR))
-    done = await dispute.execute_update(
-        DisputeWorkflow.accept_proposal, PartyAction(actor_id=BRAND)
-    )
+    await dispute.execute_update(DisputeWorkflow.accept_proposal, PartyAction(actor_id=BRAND))
+    done = await dispute.query(DisputeWorkflow.state)
     assert done["outcome"]["by"] == "mediated_agreement"
 
 
@@ -290,10 +292,8 @@ async def test_rejection_goes_to_arbitration_overdue_then_ruling(env, task_queue
         DisputeWorkflow.propose_settlement,
         ProposeSettlement(mediator_id=MEDIATOR, release_to_creator=6_000, refund_to_brand=9_000),
     )
-    rejected = await dispute.execute_update(
-        DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR)
-    )
-    assert rejected["stage"] == "arbitration"
+    await dispute.execute_update(DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR))
+    assert (await dispute.query(DisputeWorkflow.state))["stage"] == "arbitration"
     await env.sleep(timedelta(days=5, hours=1))  # P5D arbitration window passed
     current = await dispute.query(DisputeWorkflow.state)
     assert current["stage"] == "arbitration" and current["mediator_overdue"] is True
@@ -306,12 +306,13 @@ async def test_rejection_goes_to_arbitration_overdue_then_ruling(env, task_queue
         ),
         "validation_error",
     )
-    done = await dispute.execute_update(
+    await dispute.execute_update(
         DisputeWorkflow.issue_ruling,
         IssueRuling(
             mediator_id=MEDIATOR, release_to_creator=7_500, refund_to_brand=7_500, rationale="half"
         ),
     )
+    done = await dispute.query(DisputeWorkflow.state)
     assert done["outcome"]["by"] == "ruling" and done["ruling"]["rationale"] == "half"
     settled = await _settled(campaign)
     assert settled["escrow"]["refunded_to_brand"] == 7_500
@@ -366,9 +367,10 @@ async def test_filing_rules(env, task_queue):
     await campaign.execute_update(
         CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=1, url="https://x.io")
     )
-    after = await campaign.execute_update(
+    await campaign.execute_update(
         CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=1)
     )
+    after = await state(campaign)
     assert [d["status"] for d in after["deliverables"]] == ["disputed", "approved"]
 
 

@@ -171,3 +171,32 @@ async def test_a_long_dispute_continues_as_new_and_its_campaign_still_settles(en
     settled = await _settled(campaign)
     assert settled["escrow"]["refunded_to_brand"] == 39
     assert [d["status"] for d in settled["deliverables"]] == ["settled", "settled"]
+
+
+async def test_update_answers_stay_small_whatever_the_campaign_holds(env, task_queue):
+    # Each Update's answer is stored in the history: it must not grow with the campaign.
+    campaign = await start(env, task_queue, new_campaign(amounts=tuple([1_000] * 40)))
+    await accept_and_fund(campaign)
+    metrics = {f"metric_{n}": n for n in range(50)}
+    for index in range(40):
+        await campaign.execute_update(
+            CampaignWorkflow.submit,
+            SubmitDeliverable(
+                actor_id=CREATOR,
+                index=index,
+                url="https://x.io/p",
+                notes="n" * 2000,
+                metrics=metrics,
+            ),
+        )
+    history = await campaign.fetch_history()
+    answers = [
+        e.workflow_execution_update_completed_event_attributes.outcome.success
+        for e in history.events
+        if e.HasField("workflow_execution_update_completed_event_attributes")
+    ]
+    assert len(answers) == 42  # accept, fund, 40 submissions
+    assert max(answers[i].ByteSize() for i in range(len(answers))) < 200
+    # The state keeps each deliverable's latest URL and digest, not the notes or metrics.
+    latest = (await state(campaign))["deliverables"][0]["submissions"]
+    assert len(latest) == 1 and latest[0]["notes"] == "" and len(latest[0]["sha256"]) == 64

@@ -75,9 +75,10 @@ async def test_no_reminder_once_the_step_is_done(env, task_queue, sessionmaker):
     handle = await start(env, task_queue, new)
     await env.sleep(timedelta(days=1))
     contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    accepted = await handle.execute_update(
+    await handle.execute_update(
         CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
     )
+    accepted = await handle.query(CampaignWorkflow.state)
     await env.sleep(timedelta(days=2, hours=1))  # past where the acceptance reminder was due
     fund_by = at(accepted["fund_by"])
     assert_reminded(
@@ -139,9 +140,10 @@ async def test_dispute_reminds_the_respondent_then_both_in_negotiation(
     assert_reminded(
         sent, ("reminder.response", CREATOR, at(filed["deadline"]) - timedelta(hours=24))
     )
-    responded = await dispute.execute_update(
+    await dispute.execute_update(
         DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="I did post")
     )
+    responded = await dispute.query(DisputeWorkflow.state)
     await env.sleep(timedelta(days=6, hours=1))  # P7D negotiation: reminder at 6 days
     negotiation_due = at(responded["deadline"]) - timedelta(hours=24)
     assert_reminded(
@@ -158,7 +160,8 @@ async def test_mediators_are_reminded_unassigned_all_then_the_assigned_one(
     campaign = await funded(env, task_queue)
     dispute = await file(env, campaign)
     await dispute.execute_update(DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="no"))
-    escalated = await dispute.execute_update(DisputeWorkflow.escalate, PartyAction(actor_id=BRAND))
+    await dispute.execute_update(DisputeWorkflow.escalate, PartyAction(actor_id=BRAND))
+    escalated = await dispute.query(DisputeWorkflow.state)
     await env.sleep(timedelta(days=1, hours=1))  # P2D mediation: reminder at 1 day
     sent = await reminders(sessionmaker, escalated["id"])
     assert {kind for kind, _, _ in sent} == {"reminder.mediation"}
@@ -173,9 +176,8 @@ async def test_mediators_are_reminded_unassigned_all_then_the_assigned_one(
         ),
     )
     # Rejected at once: no proposal reminder; the ruling's goes to the assigned mediator.
-    ruling = await dispute.execute_update(
-        DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR)
-    )
+    await dispute.execute_update(DisputeWorkflow.reject_proposal, PartyAction(actor_id=CREATOR))
+    ruling = await dispute.query(DisputeWorkflow.state)
     await env.sleep(timedelta(days=4, hours=1))  # P5D arbitration: reminder at 4 days
     later = (await reminders(sessionmaker, escalated["id"]))[len(sent) :]
     assert_reminded(
