@@ -14,6 +14,7 @@ from api.message_bus import MessageBus
 from api.routes import (
     campaigns,
     disputes,
+    grants,
     health,
     messages,
     notifications,
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.add_middleware(IdempotencyMiddleware)
     app.include_router(health.router)
     app.include_router(parties.router)
+    app.include_router(grants.router)
     app.include_router(campaigns.router)
     app.include_router(disputes.router)
     app.include_router(messages.router)

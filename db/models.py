@@ -49,6 +49,27 @@ class Party(PartyBase, table=True):
     created_at: datetime = _ts()
 
 
+class AgencyGrant(SQLModel, table=True):
+    """A brand's or creator's authorisation for an agency to act for it (SPEC §1).
+
+    Checked when a campaign names the agency; revoking it stops new campaigns, while a running
+    one keeps the agency its signed contract names. One row per (grantor, agency): granting
+    again after a revocation makes the same row live again.
+    """
+
+    __tablename__ = "agency_grant"
+    __table_args__ = (UniqueConstraint("grantor_id", "agency_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grantor_id: str = Field(max_length=40)  # indexed by the unique constraint
+    grantor_role: Role = Field(sa_type=String(20))  # brand or creator; a party's role is fixed
+    agency_id: str = Field(index=True, max_length=40)
+    granted_by: str = Field(max_length=40)  # the grantor's id, or "admin"
+    granted_at: datetime = _ts()
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revoked_by: str | None = Field(default=None, max_length=40)
+
+
 class IdempotencyRecord(SQLModel, table=True):
     """One row per (caller, Idempotency-Key): the first request's fingerprint and response."""
 

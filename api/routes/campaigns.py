@@ -16,6 +16,7 @@ from api.auth import AdminPrincipal, CurrentParty, CurrentPrincipal, Principal, 
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, newest_snapshots, page
+from api.routes.grants import agency_authorised
 from api.temporal import send_update
 from api.views import campaign_view
 from db.models import CampaignRecord, Party, TimelineEvent, involving
@@ -99,6 +100,8 @@ async def create_campaign(
             )
         if body.brand_id is None:
             raise ProblemError(422, "validation_error", "brand_id: required when an agency creates")
+        if not await agency_authorised(session, body.brand_id, principal.id):
+            raise ProblemError(403, "forbidden", "the brand has not authorised this agency")
         brand_id = body.brand_id
     else:
         raise ProblemError(403, "forbidden", "only a brand or its agency creates campaigns")
@@ -106,6 +109,10 @@ async def create_campaign(
     await _require_party(session, body.creator_id, Role.CREATOR, "creator_id")
     if body.agency_id:
         await _require_party(session, body.agency_id, Role.AGENCY, "agency_id")
+        if body.agency_represents == "creator" and not await agency_authorised(
+            session, body.creator_id, body.agency_id
+        ):
+            raise ProblemError(403, "forbidden", "the creator has not authorised this agency")
     try:
         terms = Terms.model_validate({**settings.default_terms, **body.terms})
     except ValidationError as err:

@@ -91,6 +91,61 @@ async def visible_dispute(
 VisibleDispute = Annotated[DisputeRecord, Depends(visible_dispute)]
 
 
+def reads_content(principal: Principal, record: DisputeRecord) -> bool:
+    """The parties, the admin and the assigned mediator read a dispute's content; any other
+    mediator only its queue summary (SPEC §1: messages and evidence once assigned)."""
+    return (
+        principal.is_admin
+        or _is_party(principal, record)
+        or (record.mediator_id is not None and principal.id == record.mediator_id)
+    )
+
+
+# What a mediator not assigned to a dispute sees of it: enough to pick it from the queue —
+# ids, stage, amounts, deadlines — and nothing the parties wrote beyond the filing's reason.
+# An allow-list, so a field added to the dispute later stays hidden until it is listed here.
+QUEUE_SUMMARY_FIELDS = (
+    "id",
+    "campaign_id",
+    "campaign_title",
+    "currency",
+    "stage",
+    "brand_id",
+    "creator_id",
+    "agency_id",
+    "agency_represents",
+    "claimant",
+    "claimant_id",
+    "claimant_side",
+    "respondent",
+    "respondent_id",
+    "respondent_side",
+    "reason",
+    "deliverables",
+    "disputed_amount",
+    "claim",
+    "filed_at",
+    "deadline",
+    "mediator_id",
+    "mediator_overdue",
+    "outcome",
+    "closed_at",
+)
+# Evidence metadata: no text, link, quoted message, file name or description.
+EVIDENCE_METADATA_FIELDS = ("id", "kind", "submitted_by", "at", "sha256", "content_type", "size")
+
+
+def queue_summary(dispute: dict[str, Any]) -> dict[str, Any]:
+    """A dispute (state or snapshot) as an unassigned mediator sees it, marked `redacted`."""
+    summary = {key: dispute[key] for key in QUEUE_SUMMARY_FIELDS if key in dispute}
+    summary["evidence"] = [
+        {key: item.get(key) for key in EVIDENCE_METADATA_FIELDS}
+        for item in dispute.get("evidence", [])
+    ]
+    summary["redacted"] = True
+    return summary
+
+
 async def require_mediator(principal: CurrentPrincipal) -> Principal:
     if principal.role != Role.MEDIATOR and not principal.is_admin:
         raise ProblemError(403, "forbidden", "only mediators may do this")
@@ -144,13 +199,21 @@ async def list_disputes(
         query = query.where(DisputeRecord.stage == stage.value)
     if campaign_id:
         query = query.where(DisputeRecord.campaign_id == campaign_id)
-    return await newest_snapshots(session, query, DisputeRecord, cursor, limit)
+    listed = await newest_snapshots(session, query, DisputeRecord, cursor, limit)
+    if principal.role == Role.MEDIATOR:  # the queue: content only of its own disputes
+        listed["items"] = [
+            d if d.get("mediator_id") == principal.id else queue_summary(d) for d in listed["items"]
+        ]
+    return listed
 
 
 @router.get("/v1/disputes/{dispute_id}")
-async def get_dispute(record: VisibleDispute, temporal: TemporalDep) -> dict[str, Any]:
+async def get_dispute(
+    record: VisibleDispute, principal: CurrentPrincipal, temporal: TemporalDep
+) -> dict[str, Any]:
     state = await query_state(temporal, workflow_id(record.id))
-    return state if state is not None else record.snapshot
+    dispute = state if state is not None else record.snapshot
+    return dispute if reads_content(principal, record) else queue_summary(dispute)
 
 
 # --- party actions ---------------------------------------------------------------------------
@@ -457,9 +520,21 @@ async def get_evidence(
 
 @router.get("/v1/disputes/{dispute_id}/case-file")
 async def case_file(
-    record: VisibleDispute, request: Request, session: SessionDep, temporal: TemporalDep
+    record: VisibleDispute,
+    principal: CurrentPrincipal,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
 ) -> dict[str, Any]:
-    """One JSON bundle per dispute with a sha256 digest over its canonical form (SPEC §4)."""
+    """One JSON bundle per dispute with a sha256 digest over its canonical form (SPEC §4).
+
+    The parties', the admin's and the assigned mediator's: another mediator sees the dispute
+    in its queue (so 403, not 404) but reads its content only once assigned (SPEC §1).
+    """
+    if not reads_content(principal, record):
+        raise ProblemError(
+            403, "forbidden", "the case file is for the parties and the assigned mediator"
+        )
     dispute = await query_state(temporal, workflow_id(record.id)) or record.snapshot
     campaign = await campaign_view(request, temporal, record.campaign_id)
     events = (
