@@ -12,6 +12,7 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.message_bus import MessageBus
 from api.routes import (
+    admin,
     campaigns,
     disputes,
     grants,
@@ -62,4 +63,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(reviews.router)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
+    app.include_router(admin.router)
     return app

@@ -92,6 +92,10 @@ class Outcome(Split):
         return "creator" if self.refund_to_brand > self.release_to_creator else "brand"
 
 
+# The signal a dispute sends its campaign when it ends (the campaign's `dispute_decided`).
+DISPUTE_DECIDED = "dispute_decided"
+
+
 class DisputeResult(BaseModel):
     """What the dispute hands back to its campaign: the split, or None when withdrawn."""
 

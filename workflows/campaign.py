@@ -57,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.contract import canonical_json, rfc3339, sha256_hex
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
-    from domain.dispute import DisputeResult, FileDispute, NewDispute
+    from domain.dispute import DISPUTE_DECIDED, DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
     from domain.payments import (
@@ -449,65 +449,89 @@ class CampaignWorkflow:
     async def _settle_when_decided(self, handle) -> None:
         try:
             result: DisputeResult | None = await handle
+            ended = None
         except ChildWorkflowError as err:
             # Terminated, timed out or failed at the engine level (a click in the Temporal
             # UI, an operator): no decision exists, so nothing is paid on its account. The
             # deliverables resume as on a withdrawal, and everyone — mediators included —
             # is told, so the claimant can file again.
             result, ended = None, _child_end(err)
-        # A disputed funding charge holds every movement until it closes (SPEC §7).
-        await workflow.wait_condition(lambda: not self.campaign.frozen)
-        async with self._lock:
-            state = self.campaign
-            items = [d for d in state.deliverables if d.status == DeliverableStatus.DISPUTED]
-            if result is None:
-                now = workflow.now()
-                for item in items:
-                    _resume(item, now)
-                await self._refund_resumed_after_cancellation(items)
-                dispute_id, state.dispute_id = state.dispute_id, None
-                await self._changed(
-                    "campaign.dispute_ended",
-                    None,
-                    {"dispute_id": dispute_id, "ended": ended},
-                    notify=state.parties(),
-                    notify_roles=["mediator"],
-                )
-                self._check_not_stranded()
-                return
-            outcome = result.outcome
-            if outcome is None:
-                now = workflow.now()
-                for item in items:
-                    _resume(item, now)
-                await self._refund_resumed_after_cancellation(items)
-                state.dispute_id = None
-                await self._changed(
-                    "campaign.dispute_withdrawn", None, {"dispute_id": result.dispute_id}, notify=[]
-                )
-                self._check_not_stranded()
-                return
-            data: dict[str, Any] = {"dispute_id": result.dispute_id, "by": outcome.by}
-            if outcome.release_to_creator:
-                split = await self._pay_creator(
-                    f"{result.dispute_id}:settle:release", outcome.release_to_creator
-                )
-                data.update(asdict(split))
-            if outcome.refund_to_brand:
-                await self._refund_brand(
-                    f"{result.dispute_id}:settle:refund", outcome.refund_to_brand
-                )
-            data["refund_to_brand"] = outcome.refund_to_brand
+        await self._settle(handle.id.removeprefix("dispute-"), result, ended)
+
+    @workflow.signal(name=DISPUTE_DECIDED)
+    def dispute_decided(self, result: DisputeResult) -> None:
+        """The dispute's own word that it has ended. It reaches whichever run is current:
+        after a reset (an admin's restore) the run that started the child, which would have
+        received its result, is gone. Settling twice is impossible: `_settle` acts only
+        while the dispute is still the open one."""
+        if result.dispute_id == self.campaign.dispute_id:
+            self._disputes.append(asyncio.create_task(self._settle(result.dispute_id, result)))
+
+    async def _settle(
+        self, dispute_id: str, result: DisputeResult | None, ended: str | None = None
+    ) -> None:
+        while True:
+            # A disputed funding charge holds every movement until it closes (SPEC §7); a
+            # freeze queued on the lock ahead of this step is seen once the lock is held.
+            await workflow.wait_condition(lambda: not self.campaign.frozen)
+            async with self._lock:
+                if not self.campaign.frozen:
+                    await self._settle_locked(dispute_id, result, ended)
+                    return
+
+    async def _settle_locked(
+        self, dispute_id: str, result: DisputeResult | None, ended: str | None
+    ) -> None:
+        state = self.campaign
+        if state.dispute_id != dispute_id:
+            return  # already settled: the child's answer and its signal both arrive
+        items = [d for d in state.deliverables if d.status == DeliverableStatus.DISPUTED]
+        if result is None:
+            now = workflow.now()
             for item in items:
-                item.status = DeliverableStatus.SETTLED
-                item.frozen_from = item.paused_remaining = None
+                _resume(item, now)
+            await self._refund_resumed_after_cancellation(items)
+            dispute_id, state.dispute_id = state.dispute_id, None
+            await self._changed(
+                "campaign.dispute_ended",
+                None,
+                {"dispute_id": dispute_id, "ended": ended},
+                notify=state.parties(),
+                notify_roles=["mediator"],
+            )
+            self._check_not_stranded()
+            return
+        outcome = result.outcome
+        if outcome is None:
+            now = workflow.now()
+            for item in items:
+                _resume(item, now)
+            await self._refund_resumed_after_cancellation(items)
             state.dispute_id = None
             await self._changed(
-                "deliverable.settled",
-                None,
-                {**data, "indexes": [item.index for item in items]},
-                notify=state.parties(),
+                "campaign.dispute_withdrawn", None, {"dispute_id": result.dispute_id}, notify=[]
             )
+            self._check_not_stranded()
+            return
+        data: dict[str, Any] = {"dispute_id": result.dispute_id, "by": outcome.by}
+        if outcome.release_to_creator:
+            split = await self._pay_creator(
+                f"{result.dispute_id}:settle:release", outcome.release_to_creator
+            )
+            data.update(asdict(split))
+        if outcome.refund_to_brand:
+            await self._refund_brand(f"{result.dispute_id}:settle:refund", outcome.refund_to_brand)
+        data["refund_to_brand"] = outcome.refund_to_brand
+        for item in items:
+            item.status = DeliverableStatus.SETTLED
+            item.frozen_from = item.paused_remaining = None
+        state.dispute_id = None
+        await self._changed(
+            "deliverable.settled",
+            None,
+            {**data, "indexes": [item.index for item in items]},
+            notify=state.parties(),
+        )
 
     # --- payment-rail and admin ----------------------------------------------------------------
 
@@ -604,7 +628,6 @@ class CampaignWorkflow:
         return (
             history_is_long(limit)
             and self.campaign.dispute_id is None
-            and all(task.done() for task in self._disputes)
             and not self._lock.locked()
             and workflow.all_handlers_finished()
         )

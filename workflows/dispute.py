@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import FailureError
 
 from workflows.records import record
 from workflows.timers import history_is_long, sleep_until_due
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
     from domain.dispute import (
         CLOSED,
+        DISPUTE_DECIDED,
         AcceptOffer,
         AddEvidence,
         AssignMediator,
@@ -46,6 +48,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import Refusal, refuse
     from domain.records import RECORD_DISPUTE_CHANGE, DisputeChange, TimelineEntry
 
+
+# workflow.patched ids (see README, "Changing workflow code").
+SIGNAL_CAMPAIGN_ON_CLOSE = "signal-campaign-on-close"
 
 NEXT_UPDATE = {
     Stage.AWAITING_RESPONSE: "respondent: `respond` (API `POST /v1/disputes/{id}/respond`)",
@@ -114,7 +119,21 @@ class DisputeWorkflow:
                 async with self._lock:
                     await self._changed("dispute.cancellation_request_refused", None, notify=[])
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return DisputeResult(dispute_id=self.dispute.id, outcome=self.dispute.outcome)
+        result = DisputeResult(dispute_id=self.dispute.id, outcome=self.dispute.outcome)
+        if workflow.patched(SIGNAL_CAMPAIGN_ON_CLOSE):
+            await self._tell_campaign(result)
+        return result
+
+    async def _tell_campaign(self, result: DisputeResult) -> None:
+        """Besides returning to its parent run, the dispute signals the campaign by id: a
+        campaign restored by a reset is a new run that the child would never report to."""
+        campaign = workflow.get_external_workflow_handle(f"campaign-{self.dispute.campaign_id}")
+        try:
+            await campaign.signal(DISPUTE_DECIDED, result)
+        except FailureError as err:
+            # The campaign has ended (or is terminated, awaiting a restore, which reads this
+            # dispute's result itself): nothing more to tell.
+            workflow.logger.warning("campaign not told of %s: %s", self.dispute.id, err)
 
     def acknowledged(self) -> dict[str, Any]:
         """What every Update answers: small and fixed-size, because each answer is stored in

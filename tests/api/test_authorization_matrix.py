@@ -195,6 +195,8 @@ MATRIX: list[Row] = [
     # The admin freezes and unfreezes (in this order: the pair leaves the campaign as it was).
     Row("POST", "/v1/campaigns/{campaign_id}/freeze", on_campaign((), admin=OK)),
     Row("POST", "/v1/campaigns/{campaign_id}/unfreeze", on_campaign((), admin=OK)),
+    # Only the admin restores; a running campaign has nothing to restore (409).
+    Row("POST", "/v1/admin/campaigns/{campaign_id}/restore", everyone(FORBIDDEN, admin=409)),
     Row(
         "POST",
         "/v1/campaigns/{campaign_id}/disputes",

@@ -1,0 +1,108 @@
+"""Operator actions on workflows (admin token): restoring a campaign the engine ended."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+from api.auth import AdminPrincipal
+from api.deps import SessionDep, TemporalDep
+from api.errors import ProblemError
+from api.routes.campaigns import workflow_id
+from api.temporal import query_state
+from db.models import CampaignRecord
+from domain.dispute import DisputeResult
+from workflows.campaign import CampaignWorkflow
+from workflows.dispute import DisputeWorkflow
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+# How a workflow ends without its business path: the cases a restore is for.
+ENDED_BY_THE_ENGINE = {
+    WorkflowExecutionStatus.TERMINATED,
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.TIMED_OUT,
+    WorkflowExecutionStatus.CANCELED,
+}
+
+
+class Restored(BaseModel):
+    campaign_id: str
+    run_id: str
+    restored_from_event: int
+    dispute_result_delivered: bool
+
+
+@router.post("/campaigns/{campaign_id}/restore", response_model=Restored)
+async def restore_campaign(
+    campaign_id: str,
+    _: AdminPrincipal,
+    request: Request,
+    session: SessionDep,
+    temporal: TemporalDep,
+) -> Restored:
+    """Brings back a campaign that was terminated (or failed, timed out, cancelled) at the
+    engine level: a Temporal reset to its last completed workflow task, so the new run
+    rebuilds the state from the history itself. Money steps the old run had scheduled but
+    not recorded run again under the same ledger keys, which the ledger answers with the
+    movement already made — nothing moves twice. A dispute that ended while the campaign
+    was down could not report to it; its result is handed over here."""
+    if await session.get(CampaignRecord, campaign_id) is None:
+        raise ProblemError(404, "not_found", "No such campaign")
+    handle = temporal.get_workflow_handle(workflow_id(campaign_id))
+    described = await handle.describe()
+    if described.status not in ENDED_BY_THE_ENGINE:
+        raise ProblemError(
+            409,
+            "invalid_state",
+            f"the campaign's workflow is {described.status.name.lower()}: nothing to restore",
+        )
+    history = await handle.fetch_history()
+    last_task = max(
+        event.event_id
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    reset = await temporal.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id, run_id=described.run_id),
+            reason=f"restored by the admin after {described.status.name.lower()}",
+            workflow_task_finish_event_id=last_task,
+            request_id=request.headers.get("idempotency-key") or uuid.uuid4().hex,
+        )
+    )
+    delivered = await _deliver_ended_dispute(temporal, campaign_id)
+    return Restored(
+        campaign_id=campaign_id,
+        run_id=reset.run_id,
+        restored_from_event=last_task,
+        dispute_result_delivered=delivered,
+    )
+
+
+async def _deliver_ended_dispute(temporal, campaign_id: str) -> bool:
+    state = await query_state(temporal, workflow_id(campaign_id))
+    if not state or not state.get("dispute_id"):
+        return False
+    dispute = temporal.get_workflow_handle_for(
+        DisputeWorkflow.run, f"dispute-{state['dispute_id']}"
+    )
+    status = (await dispute.describe()).status
+    if status == WorkflowExecutionStatus.RUNNING:
+        return False  # it reports when it ends: it signals the campaign by id
+    try:
+        result = await dispute.result()
+    except WorkflowFailureError:
+        # Ended without a decision: as after a withdrawal, the deliverables resume.
+        result = DisputeResult(dispute_id=state["dispute_id"], outcome=None)
+    await temporal.get_workflow_handle(workflow_id(campaign_id)).signal(
+        CampaignWorkflow.dispute_decided, result
+    )
+    return True
