@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     LargeBinary,
@@ -142,7 +143,8 @@ class CampaignRecord(SQLModel, table=True):
     creator_id: str = Field(index=True, max_length=40)
     agency_id: str | None = Field(default=None, index=True, max_length=40)
     # Change number of the snapshot; older writes (retries, reordering) never overwrite newer.
-    version: int = 0
+    # Workflows number changes from their clock in ms (reset-safe), hence 64 bits.
+    version: int = Field(default=0, sa_type=BigInteger)
     snapshot: dict = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -172,7 +174,7 @@ class DisputeRecord(SQLModel, table=True):
     agency_id: str | None = Field(default=None, index=True, max_length=40)
     # Once a dispute reached mediation every mediator may see it (SPEC §1), even afterwards.
     mediated: bool = False
-    version: int = 0
+    version: int = Field(default=0, sa_type=BigInteger)  # as the campaign record's
     snapshot: dict = Field(default_factory=dict, sa_type=JSON)
     created_at: datetime = _ts()
     updated_at: datetime = _ts()
@@ -188,7 +190,7 @@ class TimelineEvent(SQLModel, table=True):
     campaign_id: str = Field(index=True, max_length=40)
     # The workflow that wrote it (campaign or dispute id); with seq it makes writes idempotent.
     source: str = Field(max_length=40)
-    seq: int
+    seq: int = Field(sa_type=BigInteger)  # the workflow's change number (64 bits: see version)
     at: datetime = Field(sa_type=DateTime(timezone=True))
     kind: str = Field(max_length=60)
     actor: str | None = Field(default=None, max_length=40)

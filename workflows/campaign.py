@@ -28,7 +28,7 @@ from temporalio.workflow import ParentClosePolicy
 
 from workflows.dispute import DisputeWorkflow
 from workflows.records import record
-from workflows.timers import history_is_long, sleep_until_due
+from workflows.timers import history_is_long, next_version, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -836,7 +836,7 @@ class CampaignWorkflow:
         state = self.campaign
         if problems := state.invariant_violations():
             raise RuntimeError("escrow invariant: " + "; ".join(problems))
-        state.version += 1
+        state.version = next_version(state.version)
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
         await record(
             RECORD_CAMPAIGN_CHANGE,

@@ -17,7 +17,7 @@ from temporalio import workflow
 from temporalio.exceptions import FailureError
 
 from workflows.records import record
-from workflows.timers import history_is_long, sleep_until_due
+from workflows.timers import history_is_long, next_version, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
@@ -523,7 +523,7 @@ class DisputeWorkflow:
         notify_roles: list[str] | None = None,
     ) -> None:
         state = self.dispute
-        state.version += 1
+        state.version = next_version(state.version)
         recipients = notify if notify is not None else [p for p in self._everyone() if p != actor]
         await record(
             RECORD_DISPUTE_CHANGE,

@@ -30,3 +30,11 @@ def history_is_long(limit: int) -> bool:
     (both read from the workflow task, so replay sees the same answer)."""
     info = workflow.info()
     return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+
+def next_version(version: int) -> int:
+    """The change number of the next recorded change: above the last one, and never below the
+    workflow clock in milliseconds. A reset run replays to an earlier change and numbers what
+    follows anew; starting from the clock puts those numbers above everything the discarded
+    run recorded, so the read model and the timeline take them instead of ignoring them."""
+    return max(version + 1, int(workflow.now().timestamp() * 1000))

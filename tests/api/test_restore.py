@@ -5,6 +5,9 @@ campaign was down still settles — exactly once."""
 from __future__ import annotations
 
 import pytest
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
 from tests.api.test_campaigns import create_and_fund, ok, until
 from tests.api.test_disputes import file
@@ -72,3 +75,42 @@ async def test_a_dispute_that_ended_while_its_campaign_was_down_settles_once(
         if e["kind"] == "deliverable.settled"
     ]
     assert len(refunds) == 1
+
+
+async def test_after_a_reset_the_read_model_and_timeline_follow_the_new_run(
+    api, pair, temporal_env
+):
+    """An operator resets a campaign to an earlier point (Temporal UI: Reset): the changes
+    the new run makes must reach the read model and the timeline, not be taken for retries
+    of the changes the discarded run had recorded under the same numbers."""
+    brand, creator = pair
+    cid = (await create_and_fund(brand, creator))["id"]
+    handle = temporal_env.client.get_workflow_handle(f"campaign-{cid}")
+    funded_at = max(
+        e.event_id
+        for e in (await handle.fetch_history()).events
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
+    )
+    submit = f"/v1/campaigns/{cid}/deliverables/0/submit"
+    await ok(await creator.client.post(submit, json={"url": "https://x.io/discarded"}))
+    described = await handle.describe()
+    await temporal_env.client.workflow_service.reset_workflow_execution(
+        ResetWorkflowExecutionRequest(
+            namespace=temporal_env.client.namespace,
+            workflow_execution=WorkflowExecution(workflow_id=handle.id, run_id=described.run_id),
+            reason="operator reset to just after funding",
+            workflow_task_finish_event_id=funded_at,
+            request_id=f"reset-{cid}",
+        )
+    )
+    await until(brand.client, cid, lambda c: c["deliverables"][0]["status"] == "pending")
+    await ok(await creator.client.post(submit, json={"url": "https://x.io/kept"}))
+
+    listed = await ok(await brand.client.get("/v1/campaigns"))
+    (row,) = [c for c in listed["items"] if c["id"] == cid]
+    assert row["deliverables"][0]["submissions"][-1]["url"] == "https://x.io/kept"
+    timeline = (await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline")))["items"]
+    submitted = [
+        e["data"]["submission"]["url"] for e in timeline if e["kind"] == "deliverable.submitted"
+    ]
+    assert submitted == ["https://x.io/discarded", "https://x.io/kept"]
