@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     database_url: str | None = None
     admin_token: str | None = None
+    # Signs the API's Updates and mediators' console tokens (domain/authority.py); without it
+    # the admin token's digest serves. The API and every worker must share it.
+    action_secret: str | None = None
     payments: Literal["sandbox", "stripe"] = "sandbox"
     smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1] or smtps://…
     smtp_from: str = "Parley <notifications@parley.local>"
@@ -50,6 +53,13 @@ class Settings(BaseSettings):
         return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
 
     @property
+    def authority_key(self) -> bytes | None:
+        from domain.authority import derive_key
+
+        secret = self.action_secret or self.admin_token
+        return derive_key(secret) if secret else None
+
+    @property
     def db_url(self) -> str:
         """The configured database, or an SQLite file in the data dir."""
         if self.database_url:
@@ -71,9 +81,13 @@ async def connect_temporal(settings: Settings, *, lazy: bool = False):
     from temporalio.client import Client
     from temporalio.contrib.pydantic import pydantic_data_converter
 
+    from api.authority import ApiSigner
+
+    key = settings.authority_key
     return await Client.connect(
         settings.temporal_target,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
+        interceptors=[ApiSigner(key)] if key else [],
         lazy=lazy,
     )

@@ -18,6 +18,7 @@ from activities import build_activities
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 from workflows import WORKFLOWS
+from workflows.authority import AuthorityInterceptor
 
 log = logging.getLogger("parley.worker")
 
@@ -32,6 +33,7 @@ def build_worker(
         activities=build_activities(settings, sessionmaker),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        interceptors=[AuthorityInterceptor(settings.authority_key)],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

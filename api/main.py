@@ -17,6 +17,7 @@ from api.routes import (
     disputes,
     grants,
     health,
+    mediators,
     messages,
     notifications,
     parties,
@@ -64,4 +65,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
     app.include_router(admin.router)
+    app.include_router(mediators.router)
     return app

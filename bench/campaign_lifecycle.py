@@ -48,11 +48,13 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api.authority import ApiSigner
 from api.main import create_app
 from config import Settings
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from domain import search_attributes
+from domain.authority import derive_key
 from domain.campaign import (
     AcceptCampaign,
     DeliverableAction,
@@ -139,11 +141,14 @@ async def serve(app) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def embedded_stack() -> AsyncIterator[Stack]:
+    admin_token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(TEMPORAL_BIN),
             search_attributes=search_attributes.ALL,
             data_converter=pydantic_data_converter,
+            # The raw path signs its Updates as the API does (domain/authority.py).
+            interceptors=[ApiSigner(derive_key(admin_token))],
             dev_server_log_level="error",
         )
         try:
@@ -152,7 +157,7 @@ async def embedded_stack() -> AsyncIterator[Stack]:
             settings = Settings(
                 data_dir=Path(tmp) / "data",
                 database_url=url,
-                admin_token=secrets.token_urlsafe(24),
+                admin_token=admin_token,
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
                 payments="sandbox",
                 smtp_url=None,

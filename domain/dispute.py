@@ -234,6 +234,9 @@ class MediatorAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mediator_id: str = Field(min_length=1)
+    # From the Temporal UI: the token `POST /v1/mediators/me/console-token` issued to this
+    # mediator (domain/authority.py). The API signs its Updates instead and leaves it out.
+    console_token: str | None = Field(default=None, max_length=200)
 
 
 class AssignMediator(MediatorAction):

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -20,11 +21,13 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from api.authority import ApiSigner
 from api.main import create_app
 from config import Settings
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
 from domain import search_attributes
+from domain.authority import derive_key
 from worker import build_worker
 
 BIN = Path(sys.executable).parent
@@ -34,6 +37,10 @@ ADMIN_TOKEN = "test-admin-token"
 STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 EVIDENCE_MAX_BYTES = 64 * 1024
 POSTGRES_URL = os.environ.get("PARLEY_TEST_POSTGRES_URL")
+# The tests' Temporal clients sign their Updates as the API does (with the key the workers
+# derive from ADMIN_TOKEN); tests of the refusal use a client without it. The time-skipping
+# server's clock runs years ahead of the wall clock, hence the long validity.
+AS_THE_API = [ApiSigner(derive_key(ADMIN_TOKEN), ttl=timedelta(days=3650))]
 
 
 def free_port() -> int:
@@ -65,6 +72,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=str(TEMPORAL_BIN),
         search_attributes=search_attributes.ALL,
         data_converter=pydantic_data_converter,
+        interceptors=AS_THE_API,
         dev_server_log_level="error",
     )
     yield env
@@ -78,6 +86,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(TEST_SERVER_BIN),
         data_converter=pydantic_data_converter,
+        interceptors=AS_THE_API,
     )
     await env.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(

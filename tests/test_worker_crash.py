@@ -25,6 +25,8 @@ def worker_process(settings, target: str, **extra_env) -> subprocess.Popen:
         "PARLEY_TASK_QUEUE": settings.task_queue,
         "PARLEY_DATABASE_URL": settings.db_url,
         "PARLEY_DATA_DIR": str(settings.data_dir),
+        # The worker checks the Updates' signatures with the key the test client signs with.
+        "PARLEY_ADMIN_TOKEN": settings.admin_token,
         **extra_env,
     }
     return subprocess.Popen([sys.executable, "worker.py"], env=env)
@@ -65,7 +67,8 @@ async def test_crash_after_rail_call_moves_money_exactly_once(temporal_env, sett
         assert entry.state == "pending" and len(booked) == 1  # the rail moved, the ledger not yet
 
         restarted = worker_process(settings, target)
-        state = await asyncio.wait_for(funding, 120)
+        await asyncio.wait_for(funding, 120)
+        state = await handle.query(CampaignWorkflow.state)
         assert state["status"] == "active" and state["escrow"]["funded"] == 12_000
 
         async with sessionmaker() as session:

@@ -195,6 +195,12 @@ MATRIX: list[Row] = [
     # The admin freezes and unfreezes (in this order: the pair leaves the campaign as it was).
     Row("POST", "/v1/campaigns/{campaign_id}/freeze", on_campaign((), admin=OK)),
     Row("POST", "/v1/campaigns/{campaign_id}/unfreeze", on_campaign((), admin=OK)),
+    # Console tokens for the Temporal UI: mediators only.
+    Row(
+        "POST",
+        "/v1/mediators/me/console-token",
+        everyone(FORBIDDEN, mediator=OK, other_mediator=OK),
+    ),
     # Only the admin restores; a running campaign has nothing to restore (409).
     Row("POST", "/v1/admin/campaigns/{campaign_id}/restore", everyone(FORBIDDEN, admin=409)),
     Row(

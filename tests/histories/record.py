@@ -42,7 +42,7 @@ from domain.dispute import (
     Respond,
     Split,
 )
-from tests.conftest import TEMPORAL_BIN, TEST_SERVER_BIN
+from tests.conftest import ADMIN_TOKEN, AS_THE_API, TEMPORAL_BIN, TEST_SERVER_BIN
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
@@ -216,7 +216,9 @@ async def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=str(TEST_SERVER_BIN), data_converter=pydantic_data_converter
+            test_server_existing_path=str(TEST_SERVER_BIN),
+            data_converter=pydantic_data_converter,
+            interceptors=AS_THE_API,
         )
         await env.client.operator_service.add_search_attributes(
             AddSearchAttributesRequest(
@@ -224,7 +226,9 @@ async def main() -> None:
                 search_attributes={k.name: k.indexed_value_type for k in search_attributes.ALL},
             )
         )
-        settings = Settings(data_dir=Path(tmp), database_url=url, task_queue="record")
+        settings = Settings(
+            data_dir=Path(tmp), database_url=url, task_queue="record", admin_token=ADMIN_TOKEN
+        )
         async with build_worker(env.client, settings, make_sessionmaker(engine)):
             histories = {
                 "campaign_completed": await completed_campaign(env.client, "record"),
@@ -238,6 +242,7 @@ async def main() -> None:
             dev_server_existing_path=str(TEMPORAL_BIN),
             search_attributes=search_attributes.ALL,
             data_converter=pydantic_data_converter,
+            interceptors=AS_THE_API,
             dev_server_log_level="error",
         )
         async with build_worker(live.client, settings, make_sessionmaker(engine)):

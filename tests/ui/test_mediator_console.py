@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from domain import search_attributes
-from tests.conftest import TEMPORAL_BIN, free_port, wait_for_port
+from domain.authority import console_token, derive_key
+from tests.conftest import ADMIN_TOKEN, AS_THE_API, TEMPORAL_BIN, free_port, wait_for_port
 from tests.workflows.test_dispute import MEDIATOR, file, funded, to_mediation
 from worker import build_worker
 from workflows.dispute import DisputeWorkflow
@@ -42,9 +44,17 @@ STEP_TIMEOUT = 120.0  # seconds for each step the browser reports; the first UI 
 
 UPDATE = "propose_settlement"
 DISPUTED = 15_000  # the two deliverables of `funded`: 10000 + 5000
-INVALID = {"mediator_id": MEDIATOR, "release_to_creator": 1, "refund_to_brand": 1}
+# What a mediator pastes in the UI: its id and the console token the API issued it.
+TOKEN = console_token(derive_key(ADMIN_TOKEN), MEDIATOR, int(time.time()) + 3600)
+INVALID = {
+    "mediator_id": MEDIATOR,
+    "console_token": TOKEN,
+    "release_to_creator": 1,
+    "refund_to_brand": 1,
+}
 VALID = {
     "mediator_id": MEDIATOR,
+    "console_token": TOKEN,
     "release_to_creator": 6_000,
     "refund_to_brand": 9_000,
     "rationale": "split",
@@ -93,6 +103,7 @@ async def ui_stack(node, settings, sessionmaker, task_queue) -> AsyncIterator[Ui
         ui_port=ui_port,
         search_attributes=search_attributes.ALL,
         data_converter=pydantic_data_converter,
+        interceptors=AS_THE_API,
         dev_server_log_level="error",
         dev_server_extra_args=["--ui-disable-news-fetch"],
     )
