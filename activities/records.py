@@ -8,6 +8,7 @@ deliveries leave the same rows.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
@@ -53,11 +54,15 @@ class RecordActivities:
                 agency_id=change.agency_id,
                 created_at=change.event.at,
             )
-            if _apply_if_newer(session, record, change, status=change.status):
-                await _record_reviews(session, change)
             event_key, outbound = await self._write_event(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
+            # The resource as the API serves it: the workflow's snapshot with every
+            # submission's notes and metrics, which live on the timeline (just written).
+            snapshot = await with_submissions(session, change.snapshot)
+            change = change.model_copy(update={"snapshot": snapshot})
+            if _apply_if_newer(session, record, change, status=change.status):
+                await _record_reviews(session, change)
             await session.commit()
         if outbound:
             await self._hand_off(event_key)
@@ -161,6 +166,37 @@ class RecordActivities:
             )
         except WorkflowAlreadyStartedError:
             pass
+
+
+async def with_submissions(session, campaign: dict[str, Any]) -> dict[str, Any]:
+    """Every submission of every deliverable, from the campaign's timeline: the workflow
+    keeps only the latest one's URL and digest. Submissions recorded before the content moved
+    out of the workflow still carry it in the state and stay as they are."""
+    query = (
+        select(TimelineEvent.kind, TimelineEvent.data)
+        .where(
+            TimelineEvent.campaign_id == campaign["id"],
+            TimelineEvent.source == campaign["id"],
+            TimelineEvent.kind.in_(("deliverable.submitted", "deliverable.changes_requested")),
+        )
+        .order_by(TimelineEvent.seq)
+    )
+    recorded: dict[int, list[dict[str, Any]]] = {}
+    for kind, data in (await session.exec(query)).all():
+        submissions = recorded.setdefault(data["index"], [])
+        if kind == "deliverable.submitted" and "submission" in data:
+            submissions.append({**data["submission"], "change_request": None})
+        elif kind == "deliverable.changes_requested" and submissions:
+            submissions[-1]["change_request"] = data.get("reason")
+    if not recorded:
+        return campaign
+    campaign = {**campaign, "deliverables": [dict(d) for d in campaign["deliverables"]]}
+    for deliverable in campaign["deliverables"]:
+        moved = recorded.get(deliverable["index"])
+        if moved:
+            older = [s for s in deliverable["submissions"] if s.get("sha256") is None]
+            deliverable["submissions"] = older + moved
+    return campaign
 
 
 def _apply_if_newer(session, record, change, **fields) -> bool:

@@ -175,11 +175,10 @@ async def list_campaigns(
 
 
 @router.get("/{campaign_id}")
-async def get_campaign(
-    record: VisibleCampaign, request: Request, temporal: TemporalDep
-) -> dict[str, Any]:
-    """Authoritative: the workflow's own state (the read model only once it has ended)."""
-    return await campaign_view(request, temporal, record.id)
+async def get_campaign(record: VisibleCampaign) -> dict[str, Any]:
+    """The read model: the workflow writes it before any of its steps completes, so it is as
+    fresh as the workflow's own state, and it holds what the workflow keeps outside itself."""
+    return record.snapshot
 
 
 @router.get("/{campaign_id}/timeline")
