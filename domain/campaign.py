@@ -9,15 +9,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.contract import contract_hash, rfc3339
+from domain.currencies import CURRENCIES
 from domain.deadlines import Deadline, earliest
 from domain.errors import Refusal, refuse
-from domain.money import Escrow
+from domain.money import MAX_AMOUNT, Escrow, Money
 from domain.terms import Terms
 
 # A run continues as new at this many history events, far below Temporal's 50,000-event
 # and 50 MB limits (a normal two-deliverable campaign is about 130 events).
 HISTORY_LIMIT = 5_000
-MAX_AMOUNT = 10**12  # minor units; far above any campaign, far below int64 overflow
 
 
 class CampaignStatus(StrEnum):
@@ -79,10 +79,19 @@ class DeliverableSpec(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=5000)
-    amount: int = Field(gt=0, le=MAX_AMOUNT)
+    amount: Money = Field(gt=0)
+    # An RFC 3339 string (never a number of seconds); the API also requires it in the future.
     due_at: datetime | None = None
 
     _due_aware = field_validator("due_at")(classmethod(lambda cls, v: _aware(v)))
+
+    @field_validator("due_at", mode="before")
+    @classmethod
+    def _due_is_text(cls, value: Any) -> Any:
+        # Pydantic would read 12345 as seconds since 1970: a due date is RFC 3339 text.
+        if value is not None and not isinstance(value, str | datetime):
+            raise ValueError("due_at must be an RFC 3339 timestamp string")
+        return value
 
     def contract_view(self) -> dict[str, Any]:
         return {
@@ -105,6 +114,14 @@ class CampaignCreate(BaseModel):
     agency_id: str | None = Field(default=None, max_length=40)
     agency_represents: Side | None = None
     currency: str = Field(pattern=r"^[a-z]{3}$")
+
+    @field_validator("currency")
+    @classmethod
+    def _known_currency(cls, value: str) -> str:
+        if value not in CURRENCIES:
+            raise ValueError(f"{value} is not an ISO 4217 currency Stripe settles")
+        return value
+
     deliverables: list[DeliverableSpec] = Field(min_length=1, max_length=50)
     terms: dict[str, Any] = Field(default_factory=dict)
 
@@ -439,7 +456,7 @@ class CampaignState(Parties):
             )
 
     def deliverable(self, index: int, *statuses: DeliverableStatus) -> Deliverable:
-        if index >= len(self.deliverables):
+        if not 0 <= index < len(self.deliverables):
             raise refuse(Refusal.NOT_FOUND, f"no deliverable {index}")
         item = self.deliverables[index]
         if statuses and item.status not in statuses:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from domain.campaign import HISTORY_LIMIT, Parties, Side
 from domain.deadlines import Deadline
+from domain.money import Money
 from domain.terms import Terms
 
 
@@ -35,8 +36,8 @@ class Split(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    release_to_creator: int = Field(ge=0)
-    refund_to_brand: int = Field(ge=0)
+    release_to_creator: Money
+    refund_to_brand: Money
 
     @property
     def total(self) -> int:
@@ -49,7 +50,10 @@ class DisputeFiling(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = Field(min_length=1, max_length=200)
-    deliverables: list[int] | None = None  # default: every one still holding escrow
+    # Default: every one still holding escrow. Indexes are checked against the campaign.
+    deliverables: list[Annotated[StrictInt, Field(ge=0)]] | None = Field(
+        default=None, min_length=1, max_length=200
+    )
     claim: Split
     statement: str = Field(min_length=1, max_length=20_000)
 
@@ -211,8 +215,8 @@ class Respond(PartyAction):
 
 
 class MakeOffer(PartyAction):
-    release_to_creator: int = Field(ge=0)
-    refund_to_brand: int = Field(ge=0)
+    release_to_creator: Money
+    refund_to_brand: Money
 
 
 class AcceptOffer(PartyAction):
@@ -249,14 +253,14 @@ class RequestEvidence(MediatorAction):
 
 
 class ProposeSettlement(MediatorAction):
-    release_to_creator: int = Field(ge=0)
-    refund_to_brand: int = Field(ge=0)
+    release_to_creator: Money
+    refund_to_brand: Money
     rationale: str = Field(default="", max_length=20_000)
 
 
 class IssueRuling(MediatorAction):
-    release_to_creator: int = Field(ge=0)
-    refund_to_brand: int = Field(ge=0)
+    release_to_creator: Money
+    refund_to_brand: Money
     rationale: str = Field(min_length=1, max_length=20_000)
 
 

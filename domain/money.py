@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 BPS_DENOMINATOR = 10_000
+MAX_AMOUNT = 10**12  # minor units; far above any campaign, far below int64 overflow
+
+# Money as every payload takes it: an integer of minor units — never a bool, a string or a
+# float ("100", 100.0, 1e3 and true are refused) — within 0..MAX_AMOUNT.
+Money = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
 
 
 class MoneyError(ValueError):

@@ -434,6 +434,11 @@ class CampaignWorkflow:
         if req.deliverables is None:
             items = [d for d in state.deliverables if d.status in DISPUTABLE]
         else:
+            count = len(state.deliverables)
+            if any(not 0 <= index < count for index in req.deliverables):
+                raise refuse(
+                    Refusal.VALIDATION_ERROR, f"deliverables: indexes run from 0 to {count - 1}"
+                )
             if len(set(req.deliverables)) != len(req.deliverables):
                 raise refuse(Refusal.VALIDATION_ERROR, "deliverables: each index once")
             items = [state.deliverable(i, *DISPUTABLE) for i in req.deliverables]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request
@@ -105,6 +106,12 @@ async def create_campaign(
         brand_id = body.brand_id
     else:
         raise ProblemError(403, "forbidden", "only a brand or its agency creates campaigns")
+    now = datetime.now(UTC)
+    for index, deliverable in enumerate(body.deliverables):
+        if deliverable.due_at is not None and deliverable.due_at <= now:
+            raise ProblemError(
+                422, "validation_error", f"deliverables.{index}.due_at: must be in the future"
+            )
     await _require_party(session, brand_id, Role.BRAND, "brand_id")
     await _require_party(session, body.creator_id, Role.CREATOR, "creator_id")
     if body.agency_id:

@@ -47,6 +47,7 @@ from domain.dispute import (
     Respond,
     Stage,
 )
+from domain.money import Money
 from domain.parties import Role
 
 router = APIRouter(tags=["disputes"])
@@ -227,8 +228,8 @@ class ResponseBody(BaseModel):
 
 class SplitBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    release_to_creator: int = Field(ge=0)
-    refund_to_brand: int = Field(ge=0)
+    release_to_creator: Money
+    refund_to_brand: Money
 
 
 @router.post("/v1/disputes/{dispute_id}/respond")
