@@ -12,6 +12,7 @@ from domain.contract import contract_hash, rfc3339
 from domain.currencies import CURRENCIES
 from domain.deadlines import Deadline, earliest
 from domain.errors import Refusal, refuse
+from domain.limits import MAX_NOTES_CHARS, Metrics
 from domain.money import MAX_AMOUNT, Escrow, Money
 from domain.terms import Terms
 
@@ -182,8 +183,8 @@ class DeliverableAction(Action):
 
 class SubmitDeliverable(DeliverableAction):
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
-    notes: str = Field(default="", max_length=5000)
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    metrics: Metrics = Field(default_factory=dict)
 
 
 class RequestChanges(DeliverableAction):

@@ -33,6 +33,7 @@ from domain.campaign import (
     SetFrozen,
     SubmitDeliverable,
 )
+from domain.limits import MAX_NOTES_CHARS, Metrics
 from domain.parties import Role
 from domain.terms import Terms
 from workflows.campaign import CampaignWorkflow
@@ -229,8 +230,8 @@ class Funding(BaseModel):
 class Work(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
-    notes: str = Field(default="", max_length=5000)
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
+    metrics: Metrics = Field(default_factory=dict)
 
 
 class ChangeRequest(BaseModel):

@@ -87,3 +87,39 @@ async def test_claims_and_offers_are_strict_integers(api, pair):
         422,
         "validation_error",
     )
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"views": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [_nested(196), _nested(5), {f"k{n}": n for n in range(51)}, {"blob": "x" * 20_000}],
+    ids=["196-deep", "5-deep", "51-keys", "20KB"],
+)
+async def test_metrics_cannot_wedge_a_funded_campaign(api, pair, metrics):
+    """Issue #9 item 5: metrics nested 196 deep wedged the campaign (its timers stopped)."""
+    brand, creator = pair
+    cid = (await create_and_fund(brand, creator))["id"]
+    assert_problem(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/submit",
+            json={"url": "https://x.io/p", "metrics": metrics},
+        ),
+        422,
+        "validation_error",
+    )
+    # The campaign still answers and still acts.
+    await ok(
+        await creator.client.post(
+            f"/v1/campaigns/{cid}/deliverables/0/submit",
+            json={"url": "https://x.io/p", "metrics": {"views": {"by_day": {"mon": 1}}}},
+        )
+    )
+    assert (await ok(await brand.client.get(f"/v1/campaigns/{cid}")))["deliverables"][0][
+        "status"
+    ] == "submitted"
