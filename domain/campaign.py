@@ -123,7 +123,7 @@ class CampaignCreate(BaseModel):
             raise ValueError(f"{value} is not an ISO 4217 currency Stripe settles")
         return value
 
-    deliverables: list[DeliverableSpec] = Field(min_length=1, max_length=50)
+    deliverables: list[DeliverableSpec] = Field(min_length=1, max_length=200)
     terms: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
