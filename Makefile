@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format demo bench bench-dispute clean
+.PHONY: dev test lint format demo bench bench-dispute bench-history clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ bench: $(STAMP)
 
 bench-dispute: $(STAMP)
 	$(PY) -m bench.dispute_path
+
+bench-history: $(STAMP)
+	$(PY) -m bench.history_budget
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
