@@ -31,7 +31,16 @@ class Settings(BaseSettings):
     payments: Literal["sandbox", "stripe"] = "sandbox"
     smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1] or smtps://…
     smtp_from: str = "Parley <notifications@parley.local>"
+    # Development and tests only: webhooks to plain http:// URLs, and to loopback, private or
+    # otherwise non-public addresses (domain/webhook_targets.py). Never set them in production:
+    # a party's webhook_url could then reach Parley itself or the private network.
+    webhook_allow_http: bool = False
+    webhook_allow_private: bool = False
     evidence_max_bytes: int = 10 * 1024 * 1024
+    # Any other request body (api/body_limit.py); 413 as soon as it is exceeded.
+    max_body_bytes: int = 1024 * 1024
+    # Each call to Temporal from the API: a hung server is a 503 after this, not a hung request.
+    temporal_rpc_timeout_seconds: float = 5.0
     # Overrides of the SPEC's default terms, e.g. PARLEY_DEFAULT_TERMS='{"review_window":"P7D"}'.
     default_terms: dict[str, Any] = {}
     worker_max_concurrent_activities: int = 100

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from temporalio.client import RPCTimeoutOrCancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 log = logging.getLogger("parley.api")
@@ -33,6 +34,9 @@ _DEFAULT_CODES = {
 }
 
 
+DEFAULT_RETRY_AFTER = 2  # seconds
+
+
 class ProblemError(Exception):
     """Raised anywhere in the API to answer with a problem document."""
 
@@ -45,7 +49,12 @@ class ProblemError(Exception):
 
 
 def problem_response(
-    status: int, code: str, detail: str, instance: str | None = None, **extra: Any
+    status: int,
+    code: str,
+    detail: str,
+    instance: str | None = None,
+    retry_after: int | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"https://parley.dev/problems/{code}",
@@ -57,7 +66,11 @@ def problem_response(
     if instance:
         body["instance"] = instance
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if status in (429, 503):  # worth retrying: say when
+        headers["Retry-After"] = str(retry_after or DEFAULT_RETRY_AFTER)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -94,10 +107,25 @@ def install_error_handlers(app: FastAPI) -> None:
             return problem_response(
                 503, "temporal_unavailable", "The workflow service is unavailable", request.url.path
             )
+        if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:  # e.g. too many Updates in flight
+            detail = "The workflow is busy with other requests; retry shortly"
+            return problem_response(503, "temporal_busy", detail, request.url.path)
         log.error("temporal error on %s: %s", request.url.path, exc)
         return problem_response(500, "internal_error", "Internal server error", request.url.path)
 
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def _outcome_unknown(request: Request, exc: Exception) -> JSONResponse:
+        detail = (
+            "The action was sent but its outcome is not known yet; retry with the same "
+            "Idempotency-Key to learn it"
+        )
+        return problem_response(503, "outcome_unknown", detail, request.url.path)
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RuntimeError) and str(exc).startswith("Failed client connect"):
+            # The lazy Temporal client could not connect (the SDK says so with a RuntimeError).
+            detail = "The workflow service is unavailable; nothing was changed"
+            return problem_response(503, "temporal_unavailable", detail, request.url.path)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(500, "internal_error", "Internal server error", request.url.path)

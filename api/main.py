@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api.body_limit import BodyLimitMiddleware
+from api.deadlines import with_deadlines
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.message_bus import MessageBus
@@ -38,7 +40,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.temporal = temporal or await connect_temporal(settings, lazy=True)
+        client = temporal or await connect_temporal(settings, lazy=True)
+        app.state.temporal = with_deadlines(client, settings.temporal_rpc_timeout_seconds)
         app.state.message_bus = MessageBus(settings.db_url)
         await app.state.message_bus.start()
         try:
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     )
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware)  # added last: outermost, before any body is read
     app.include_router(health.router)
     app.include_router(parties.router)
     app.include_router(grants.router)

@@ -19,17 +19,29 @@ def encode_cursor(position: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None) -> list[Any] | None:
+def decode_cursor(cursor: str | None, *shape: type) -> list[Any] | None:
+    """The position a cursor names, checked against the list's `shape` (e.g. `int`, or
+    `datetime, str`): a cursor that was not ours is a 422, never a query on bad values."""
     if not cursor:
         return None
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         position = json.loads(base64.urlsafe_b64decode(padded))
-    except ValueError:
+        if not isinstance(position, list) or len(position) != len(shape):
+            raise ValueError
+        return [_typed(value, kind) for value, kind in zip(position, shape, strict=True)]
+    except (ValueError, TypeError, RecursionError):
         raise ProblemError(422, "validation_error", "cursor is not valid") from None
-    if not isinstance(position, list):
-        raise ProblemError(422, "validation_error", "cursor is not valid")
-    return position
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if kind is datetime and isinstance(value, str):
+        return datetime.fromisoformat(value)
+    if kind is int and type(value) is int and 0 <= value < 2**63:  # a BIGINT, no bools
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    raise ValueError(f"{value!r} is not a {kind.__name__}")
 
 
 def page(rows: list[Any], limit: int, position_of, render) -> dict[str, Any]:
@@ -44,9 +56,8 @@ def page(rows: list[Any], limit: int, position_of, render) -> dict[str, Any]:
 
 async def newest_snapshots(session, query, model, cursor: str | None, limit: int) -> dict[str, Any]:
     """A page of read-model snapshots, newest first, keyed by (created_at, id)."""
-    if (position := decode_cursor(cursor)) is not None:
-        after = (datetime.fromisoformat(position[0]), position[1])
-        query = query.where(tuple_(model.created_at, model.id) < after)
+    if (position := decode_cursor(cursor, datetime, str)) is not None:
+        query = query.where(tuple_(model.created_at, model.id) < tuple(position))
     query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
     rows = (await session.exec(query)).all()
     return page(rows, limit, lambda r: [r.created_at.isoformat(), r.id], lambda r: r.snapshot)

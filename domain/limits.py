@@ -9,6 +9,7 @@ from pydantic import BeforeValidator
 
 MAX_NOTES_CHARS = 5_000
 MAX_EVIDENCE_TEXT_CHARS = 50_000
+MAX_DESCRIPTION_CHARS = 2_000  # an evidence item's description, JSON or multipart
 MAX_METRICS_BYTES = 16 * 1024  # serialised as compact JSON
 MAX_METRICS_DEPTH = 4  # {"views": {"by_day": {"mon": 1}}} is depth 3
 MAX_METRICS_KEYS = 50  # per object

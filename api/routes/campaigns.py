@@ -197,7 +197,7 @@ async def get_timeline(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     query = select(TimelineEvent).where(TimelineEvent.campaign_id == record.id)
-    if (position := decode_cursor(cursor)) is not None:
+    if (position := decode_cursor(cursor, int)) is not None:
         query = query.where(TimelineEvent.id > position[0])
     rows = (await session.exec(query.order_by(TimelineEvent.id).limit(limit + 1))).all()
     return page(

@@ -144,7 +144,7 @@ async def _list(session, party: Party, cursor: str | None, limit: int) -> Agency
         query = select(AgencyGrant).where(AgencyGrant.agency_id == party.id)
     else:
         query = select(AgencyGrant).where(AgencyGrant.grantor_id == _grantor(party).id)
-    if (position := decode_cursor(cursor)) is not None:
+    if (position := decode_cursor(cursor, int)) is not None:
         query = query.where(AgencyGrant.id < position[0])
     rows = (await session.exec(query.order_by(AgencyGrant.id.desc()).limit(limit + 1))).all()
     return AgencyGrantList(**page(rows, limit, lambda g: [g.id], AgencyGrantPublic.of))

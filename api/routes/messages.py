@@ -106,7 +106,7 @@ async def list_messages(
 ) -> dict[str, Any]:
     """Oldest first; `next_cursor` continues after the last one returned."""
     query = select(Message).where(Message.campaign_id == campaign_id)
-    if (position := decode_cursor(cursor)) is not None:
+    if (position := decode_cursor(cursor, int)) is not None:
         query = query.where(Message.seq > position[0])
     rows = (await session.exec(query.order_by(Message.seq).limit(limit + 1))).all()
     return page(rows, limit, lambda m: [m.seq], render)

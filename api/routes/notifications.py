@@ -45,7 +45,7 @@ async def list_notifications(
     query = select(Notification).where(Notification.party_id == principal.id)
     if unread:
         query = query.where(Notification.read_at.is_(None))
-    if (position := decode_cursor(cursor)) is not None:
+    if (position := decode_cursor(cursor, int)) is not None:
         query = query.where(Notification.seq < position[0])
     rows = (await session.exec(query.order_by(Notification.seq.desc()).limit(limit + 1))).all()
     return page(rows, limit, lambda n: [n.seq], render)

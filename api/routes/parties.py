@@ -9,11 +9,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from api.auth import AdminPrincipal, CurrentPrincipal, hash_api_key, new_api_key
-from api.deps import SessionDep
+from api.deps import SessionDep, SettingsDep
 from api.errors import ProblemError
 from api.reputation import reputation
+from config import Settings
 from db.models import Party
 from domain.parties import Role
+from domain.webhook_targets import WebhookTargetRefused, check_url
 
 router = APIRouter(prefix="/v1/parties", tags=["parties"])
 
@@ -65,8 +67,27 @@ def new_party_id() -> str:
     return "pty_" + secrets.token_hex(8)
 
 
+def _check_webhook_url(url: str, settings: Settings) -> None:
+    """A 422 unless Parley may call the URL (https, a public host: domain/webhook_targets.py)."""
+    try:
+        check_url(
+            url,
+            allow_http=settings.webhook_allow_http,
+            allow_private=settings.webhook_allow_private,
+        )
+    except WebhookTargetRefused as refused:
+        errors = [{"loc": ["body", "webhook_url"], "msg": str(refused), "type": "value_error"}]
+        raise ProblemError(
+            422, "validation_error", f"body.webhook_url: {refused}", errors=errors
+        ) from None
+
+
 @router.post("", status_code=201, response_model=PartyCreated)
-async def create_party(body: PartyCreate, _: AdminPrincipal, session: SessionDep) -> PartyCreated:
+async def create_party(
+    body: PartyCreate, _: AdminPrincipal, session: SessionDep, settings: SettingsDep
+) -> PartyCreated:
+    if body.webhook_url:
+        _check_webhook_url(str(body.webhook_url), settings)
     api_key = new_api_key()
     party = Party(
         id=new_party_id(),

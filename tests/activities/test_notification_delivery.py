@@ -75,8 +75,15 @@ def mailbox():
 
 @pytest.fixture
 def settings(settings, mailbox):
-    """The worker sends email through the test's SMTP server."""
-    return settings.model_copy(update={"smtp_url": f"smtp://127.0.0.1:{mailbox[1]}"})
+    """The worker sends email through the test's SMTP server, and webhooks to the test's
+    receiver on http://127.0.0.1 (allowed for tests only: tests/api/test_webhook_ssrf.py)."""
+    return settings.model_copy(
+        update={
+            "smtp_url": f"smtp://127.0.0.1:{mailbox[1]}",
+            "webhook_allow_http": True,
+            "webhook_allow_private": True,
+        }
+    )
 
 
 class Receiver:

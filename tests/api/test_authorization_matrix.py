@@ -339,13 +339,6 @@ KNOWN_VIOLATIONS: dict[tuple[str, str, str], str] = {
         "404: SPEC §8 lists the mediator among the timeline's readers (§9: the assigned one "
         "for /events); get_timeline uses VisibleCampaign, which knows no mediator"
     ),
-    **{
-        ("POST", f"/v1/disputes/{{dispute_id}}/{action}", "admin"): (
-            "500: the admin passes `require_mediator`, then `mediator_id=principal.id or ''` "
-            "fails MediatorAction's min_length=1 (a pydantic ValidationError, unhandled)"
-        )
-        for action in ("request-evidence", "proposal", "ruling")
-    },
 }
 
 
