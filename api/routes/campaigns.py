@@ -20,7 +20,7 @@ from api.pagination import Limit, decode_cursor, newest_snapshots, page
 from api.routes.grants import agency_authorised
 from api.temporal import send_update
 from api.views import campaign_view
-from db.models import CampaignRecord, Party, TimelineEvent, involving
+from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, involving
 from domain.campaign import (
     AcceptCampaign,
     Action,
@@ -64,6 +64,28 @@ async def visible_campaign(
 
 
 VisibleCampaign = Annotated[CampaignRecord, Depends(visible_campaign)]
+
+
+async def case_campaign(
+    campaign_id: str, principal: CurrentPrincipal, session: SessionDep
+) -> CampaignRecord:
+    """The campaign for its parties, and for the mediator assigned to one of its disputes, who
+    reads the posted work, the timeline and the thread to decide the case (SPEC §1, §8)."""
+    record = await session.get(CampaignRecord, campaign_id)
+    if record is not None:
+        if can_see(principal, record):
+            return record
+        assigned = await session.exec(
+            select(DisputeRecord.id).where(
+                DisputeRecord.campaign_id == campaign_id, DisputeRecord.mediator_id == principal.id
+            )
+        )
+        if principal.id and assigned.first():
+            return record
+    raise ProblemError(404, "not_found", "No such campaign")
+
+
+CaseCampaign = Annotated[CampaignRecord, Depends(case_campaign)]
 Index = Annotated[int, Path(ge=0, le=1000, description="the deliverable's index, from 0")]
 
 
@@ -183,7 +205,7 @@ async def list_campaigns(
 
 
 @router.get("/{campaign_id}")
-async def get_campaign(record: VisibleCampaign) -> dict[str, Any]:
+async def get_campaign(record: CaseCampaign) -> dict[str, Any]:
     """The read model: the workflow writes it before any of its steps completes, so it is as
     fresh as the workflow's own state, and it holds what the workflow keeps outside itself."""
     return record.snapshot
@@ -191,7 +213,7 @@ async def get_campaign(record: VisibleCampaign) -> dict[str, Any]:
 
 @router.get("/{campaign_id}/timeline")
 async def get_timeline(
-    record: VisibleCampaign,
+    record: CaseCampaign,
     session: SessionDep,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,

@@ -20,8 +20,8 @@ from api.auth import CurrentPrincipal
 from api.deps import SessionDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, page
-from api.routes.campaigns import can_see
-from db.models import CampaignRecord, DisputeRecord, Message, as_utc
+from api.routes.campaigns import CaseCampaign
+from db.models import Message, as_utc
 from domain.contract import rfc3339
 
 router = APIRouter(prefix="/v1/campaigns", tags=["messages"])
@@ -30,20 +30,9 @@ KEEP_ALIVE_SECONDS = 15
 MAX_BODY = 5000
 
 
-async def thread_of(campaign_id: str, principal: CurrentPrincipal, session: SessionDep) -> str:
-    """The campaign id, if the caller may read its thread; otherwise 404."""
-    record = await session.get(CampaignRecord, campaign_id)
-    if record is not None:
-        if can_see(principal, record):
-            return record.id
-        assigned = await session.exec(
-            select(DisputeRecord.id).where(
-                DisputeRecord.campaign_id == campaign_id, DisputeRecord.mediator_id == principal.id
-            )
-        )
-        if principal.id and assigned.first():
-            return record.id
-    raise ProblemError(404, "not_found", "No such campaign")
+async def thread_of(record: CaseCampaign) -> str:
+    """The campaign id, if the caller may read its thread (parties, assigned mediator)."""
+    return record.id
 
 
 Thread = Annotated[str, Depends(thread_of)]
