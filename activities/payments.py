@@ -1,9 +1,15 @@
 """Money-moving activities: the local ledger around every rail call (SPEC §2).
 
-Each movement is written `pending` under its unique idempotency key before the rail is
-called with that same key, and `succeeded`/`failed` after. A crash in between leaves a
-pending entry; Temporal's retry finds it and calls the rail again with the same key,
-which the rail answers with the first result instead of moving money twice.
+One ledger row per leg of money (the charge, each transfer, each refund, the platform fee
+kept), each under its own idempotency key, written `pending` before the rail is called with
+that same key and `succeeded`/`failed` after. A crash in between leaves a pending entry;
+Temporal's retry finds it and calls the rail again with the same key, which the rail answers
+with the first result. A leg that succeeded is never sent again: a release whose agency leg
+fails retries the agency leg alone.
+
+A rail that refuses a leg for good (`RailRefused`) fails it visibly and non-retryably; once
+the cause is fixed the workflow asks again with `attempt` + 1 and the refused leg goes out
+under a new key (`{key}:2`), as Stripe keeps answering a key with its first error.
 """
 
 from __future__ import annotations
@@ -19,10 +25,17 @@ from sqlmodel import select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.rails import PaymentDeclined, Rail, SandboxRail, StripeRail
+from activities.rails import PaymentDeclined, Rail, RailRefused, SandboxRail, StripeRail
 from config import Settings
 from db.models import LedgerEntry, Party, utcnow
-from domain.payments import PAYMENT_DECLINED, FundCampaign, Movement, RefundFunds, ReleaseFunds
+from domain.payments import (
+    PAYMENT_DECLINED,
+    RAIL_REFUSED,
+    FundCampaign,
+    Movement,
+    RefundFunds,
+    ReleaseFunds,
+)
 
 # ApplicationError types of programming errors in the caller: retrying cannot fix them.
 IDEMPOTENCY_KEY_REUSED = "IdempotencyKeyReused"
@@ -33,7 +46,9 @@ FAULT_KILL_AFTER_RAIL = "PARLEY_FAULT_KILL_AFTER_RAIL"
 
 class LedgerKind(StrEnum):
     FUND = "fund"
-    RELEASE = "release"
+    RELEASE = "release"  # the creator's transfer
+    COMMISSION = "commission"  # the agency's transfer
+    FEE = "fee"  # the platform's fee: kept, never transferred
     REFUND = "refund"
 
 
@@ -43,8 +58,8 @@ class LedgerState(StrEnum):
     FAILED = "failed"
 
 
-# What the rail returned for one movement: main reference, agency transfer reference.
-References = tuple[str, str | None]
+# One leg's rail call, given the leg's idempotency key; answers the rail's object id.
+RailCall = Callable[[str], Awaitable[str]]
 
 
 def build_rail(settings: Settings, sessionmaker) -> Rail:
@@ -55,6 +70,14 @@ def build_rail(settings: Settings, sessionmaker) -> Rail:
 
 def _declined(message: str) -> ApplicationError:
     return ApplicationError(message, type=PAYMENT_DECLINED, non_retryable=True)
+
+
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type=RAIL_REFUSED, non_retryable=True)
+
+
+def leg_key(key: str, attempt: int) -> str:
+    return key if attempt <= 1 else f"{key}:{attempt}"
 
 
 def _movement(entry: LedgerEntry) -> Movement:
@@ -78,6 +101,17 @@ def _request_fields(entry: LedgerEntry) -> tuple:
     )
 
 
+def _whole_release(existing: LedgerEntry, leg: LedgerEntry) -> bool:
+    """A row written before releases were split into legs: one row for the whole release
+    under the creator's key (gross, with fee and commission). It stands for the creator's
+    leg, which the rail knows under that same key."""
+    return (
+        existing.kind == leg.kind == LedgerKind.RELEASE
+        and existing.campaign_id == leg.campaign_id
+        and existing.amount == leg.amount + existing.platform_fee + existing.agency_commission
+    )
+
+
 class PaymentActivities:
     def __init__(self, settings: Settings, sessionmaker, rail: Rail | None = None) -> None:
         self.settings = settings
@@ -86,53 +120,48 @@ class PaymentActivities:
 
     @activity.defn
     async def fund_campaign(self, req: FundCampaign) -> Movement:
-        async def charge() -> References:
-            if not req.amount:
-                return "", None
+        async def charge(key: str) -> str:
             description = f"Parley campaign {req.campaign_id}"
-            reference = await self.rail.charge(
-                req.idempotency_key, req.amount, req.currency, req.payment_method, description
+            return await self.rail.charge(
+                key, req.amount, req.currency, req.payment_method, description
             )
-            return reference, None
 
-        entry = self._entry(req, LedgerKind.FUND, req.amount)
-        return await self._move(entry, charge)
+        entry = self._entry(req.idempotency_key, req, LedgerKind.FUND, req.amount)
+        return await self._move(entry, charge if req.amount else None)
 
     @activity.defn
     async def release_funds(self, req: ReleaseFunds) -> Movement:
-        async def transfer() -> References:
-            accounts = await self._stripe_accounts(req.creator_id, req.agency_id)
-            creator_ref = ""
-            if req.creator_net:
-                creator_ref = await self.rail.transfer(
-                    req.idempotency_key,
-                    req.creator_net,
-                    req.currency,
-                    req.creator_id,
-                    accounts.get(req.creator_id),
-                    req.campaign_id,
-                )
-            agency_ref = None
-            if req.agency_commission and req.agency_id:
-                agency_ref = await self.rail.transfer(
-                    f"{req.idempotency_key}:agency",
-                    req.agency_commission,
-                    req.currency,
-                    req.agency_id,
-                    accounts.get(req.agency_id),
-                    req.campaign_id,
-                )
-            # The platform fee is simply not transferred: it stays on the platform balance.
-            return creator_ref, agency_ref
+        """Three legs, each its own row: the creator's transfer (`{key}`), the agency's
+        commission (`{key}:agency`) and the fee the platform keeps (`{key}:fee`)."""
+        accounts = await self._stripe_accounts(req.creator_id, req.agency_id)
 
-        entry = self._entry(
+        def transfer_to(party_id: str, amount: int):
+            async def transfer(key: str) -> str:
+                account = accounts.get(party_id)
+                return await self.rail.transfer(
+                    key, amount, req.currency, party_id, account, req.campaign_id
+                )
+
+            return transfer
+
+        creator = await self._leg(
             req,
             LedgerKind.RELEASE,
-            req.gross,
-            platform_fee=req.platform_fee,
-            agency_commission=req.agency_commission,
+            req.idempotency_key,
+            req.creator_net,
+            transfer_to(req.creator_id, req.creator_net),
         )
-        return await self._move(entry, transfer)
+        if req.agency_commission and req.agency_id:
+            await self._leg(
+                req,
+                LedgerKind.COMMISSION,
+                f"{req.idempotency_key}:agency",
+                req.agency_commission,
+                transfer_to(req.agency_id, req.agency_commission),
+            )
+        if req.platform_fee:
+            await self._leg(req, LedgerKind.FEE, f"{req.idempotency_key}:fee", req.platform_fee)
+        return creator.model_copy(update={"amount": req.gross})
 
     @activity.defn
     async def refund_funds(self, req: RefundFunds) -> Movement:
@@ -140,58 +169,75 @@ class PaymentActivities:
         # leaves no pending entry behind.
         charge_reference = await self._funding_reference(req.campaign_id)
 
-        async def refund() -> References:
-            if not req.amount:
-                return "", None
-            return await self.rail.refund(req.idempotency_key, charge_reference, req.amount), None
+        async def refund(key: str) -> str:
+            return await self.rail.refund(key, charge_reference, req.amount)
 
-        entry = self._entry(req, LedgerKind.REFUND, req.amount)
-        return await self._move(entry, refund)
+        return await self._leg(req, LedgerKind.REFUND, req.idempotency_key, req.amount, refund)
 
     # --- the ledger discipline ------------------------------------------------------------
 
     def _entry(
-        self,
-        req: FundCampaign | ReleaseFunds | RefundFunds,
-        kind: LedgerKind,
-        amount: int,
-        **split: int,
+        self, key: str, req: FundCampaign | ReleaseFunds | RefundFunds, kind: str, amount: int
     ) -> LedgerEntry:
         return LedgerEntry(
-            idempotency_key=req.idempotency_key,
+            idempotency_key=key,
             campaign_id=req.campaign_id,
             kind=kind,
             amount=amount,
             currency=req.currency,
             rail=self.rail.name,
-            **split,
         )
 
-    async def _move(
-        self, entry: LedgerEntry, call_rail: Callable[[], Awaitable[References]]
+    async def _leg(
+        self,
+        req: ReleaseFunds | RefundFunds,
+        kind: LedgerKind,
+        key: str,
+        amount: int,
+        call_rail: RailCall | None = None,
     ) -> Movement:
+        """One leg under its first key that the rail has not refused: `{key}`, then
+        `{key}:2`... up to this attempt's. A key that moved money (or may have: pending) is
+        finished under that key, never replaced."""
+        for attempt in range(1, req.attempt + 1):
+            candidate = leg_key(key, attempt)
+            earlier = await self._entry_for(candidate)
+            if earlier is None or earlier.state != LedgerState.FAILED or attempt == req.attempt:
+                entry = self._entry(candidate, req, kind, amount)
+                return await self._move(entry, call_rail if amount else None)
+        raise AssertionError("attempt starts at 1")
+
+    async def _move(self, entry: LedgerEntry, call_rail: RailCall | None) -> Movement:
+        """`call_rail` None: nothing to send (a zero amount, the fee kept), only recorded."""
         entry = await self._begin(entry)
         if entry.state == LedgerState.SUCCEEDED:
             return _movement(entry)
         if entry.state == LedgerState.FAILED:
-            # A declined key stays declined; the workflow retries with a new key.
-            raise _declined(entry.error or "payment declined")
+            # A refused key stays refused: the workflow asks again under a new key.
+            if entry.kind == LedgerKind.FUND:
+                raise _declined(entry.error or "payment declined")
+            raise _refused(entry.error or "refused by the rail")
         key = entry.idempotency_key
-        try:
-            reference, agency_reference = await call_rail()
-        except PaymentDeclined as err:
-            await self._finish(key, LedgerState.FAILED, error=str(err))
-            raise _declined(str(err)) from err
-        # Anything else propagates with the entry still pending: Temporal retries, and the
-        # rail answers the same key with the same movement.
-        self._fault_kill_after_rail(key)
-        entry = await self._finish(
-            key,
-            LedgerState.SUCCEEDED,
-            rail_reference=reference,
-            agency_reference=agency_reference,
-        )
+        reference = None
+        if call_rail is not None:
+            try:
+                reference = await call_rail(key)
+            except PaymentDeclined as err:
+                await self._finish(key, LedgerState.FAILED, error=str(err))
+                raise _declined(str(err)) from err
+            except RailRefused as err:
+                await self._finish(key, LedgerState.FAILED, error=str(err))
+                raise _refused(str(err)) from err
+            # Anything else propagates with the entry still pending: Temporal retries, and
+            # the rail answers the same key with the same movement.
+            self._fault_kill_after_rail(key)
+        entry = await self._finish(key, LedgerState.SUCCEEDED, rail_reference=reference)
         return _movement(entry)
+
+    async def _entry_for(self, key: str) -> LedgerEntry | None:
+        async with self.sessionmaker() as session:
+            query = select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
+            return (await session.exec(query)).first()
 
     async def _begin(self, entry: LedgerEntry) -> LedgerEntry:
         """The entry for this key: inserted `pending`, or the one already there."""
@@ -207,7 +253,7 @@ class PaymentActivities:
                 await session.rollback()
             query = select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
             existing = (await session.exec(query)).one()
-        if _request_fields(existing) != wanted:
+        if _request_fields(existing) != wanted and not _whole_release(existing, entry):
             raise ApplicationError(
                 f"idempotency key {key} was used for a different movement",
                 type=IDEMPOTENCY_KEY_REUSED,

@@ -2,9 +2,9 @@
 
 A rail is called with the business idempotency key and must treat a repeated key as the
 same request, returning the first result. That is what makes a Temporal retry after a
-crash (rail call done, ledger not yet updated) safe. A card decline is `PaymentDeclined`;
-every other failure (network, 5xx, timeouts) is left as an ordinary exception so Temporal
-retries it with the same key.
+crash (rail call done, ledger not yet updated) safe. A card decline is `PaymentDeclined`, a
+transfer or refund refused for good `RailRefused`; every other failure (network, 5xx, rate
+limits, timeouts) is left as an ordinary exception so Temporal retries it with the same key.
 """
 
 from __future__ import annotations
@@ -23,9 +23,28 @@ class PaymentDeclined(Exception):
     """The rail definitively refused the payment (card declined): retrying cannot help."""
 
 
-class MissingPayoutAccount(Exception):
-    """A transfer's party has no connected account yet. Ordinary (retried) on purpose:
-    the transfer goes through once the party finishes onboarding."""
+class RailRefused(Exception):
+    """The rail refused a transfer or refund for good and moved nothing: no payout account,
+    payouts not enabled, a charge under dispute, the platform balance short, a request it
+    calls invalid. Retrying the same request cannot help; the payout waits for a fix."""
+
+
+class MissingPayoutAccount(RailRefused):
+    """A transfer's party has no connected account yet: it goes through once the party
+    finishes onboarding and the payout is retried."""
+
+
+# Stripe's permanent refusals (4xx other than rate limits and conflicts): nothing was created.
+STRIPE_REFUSALS = (
+    stripe.InvalidRequestError,
+    stripe.PermissionError,
+    stripe.AuthenticationError,
+    stripe.IdempotencyError,
+)
+
+# Sandbox accounts named like this refuse payouts, as a Stripe account whose payouts are not
+# enabled yet does: how tests and demos reach the `payout_blocked` path without Stripe.
+SANDBOX_BLOCKED_ACCOUNT_PREFIX = "acct_blocked"
 
 
 class Rail(Protocol):
@@ -82,6 +101,8 @@ class SandboxRail:
         destination_account: str | None,
         transfer_group: str,
     ) -> str:
+        if (destination_account or "").startswith(SANDBOX_BLOCKED_ACCOUNT_PREFIX):
+            raise RailRefused(f"payouts are not enabled on {destination_account}")
         counterparty = destination_account or destination_party_id
         return await self._book(key, "transfer", "tr", amount, currency, counterparty)
 
@@ -180,25 +201,31 @@ class StripeRail:
     ) -> str:
         if not destination_account:
             raise MissingPayoutAccount(f"party {destination_party_id} has no Stripe account")
-        transfer = await self.client.v1.transfers.create_async(
-            {
-                "amount": amount,
-                "currency": currency,
-                "destination": destination_account,
-                "transfer_group": transfer_group,
-                "metadata": {"idempotency_key": key, "party_id": destination_party_id},
-            },
-            {"idempotency_key": key},
-        )
+        try:
+            transfer = await self.client.v1.transfers.create_async(
+                {
+                    "amount": amount,
+                    "currency": currency,
+                    "destination": destination_account,
+                    "transfer_group": transfer_group,
+                    "metadata": {"idempotency_key": key, "party_id": destination_party_id},
+                },
+                {"idempotency_key": key},
+            )
+        except STRIPE_REFUSALS as err:
+            raise RailRefused(err.user_message or str(err)) from err
         return transfer.id
 
     async def refund(self, key: str, charge_reference: str, amount: int) -> str:
-        refund = await self.client.v1.refunds.create_async(
-            {
-                "payment_intent": charge_reference,
-                "amount": amount,
-                "metadata": {"idempotency_key": key},
-            },
-            {"idempotency_key": key},
-        )
+        try:
+            refund = await self.client.v1.refunds.create_async(
+                {
+                    "payment_intent": charge_reference,
+                    "amount": amount,
+                    "metadata": {"idempotency_key": key},
+                },
+                {"idempotency_key": key},
+            )
+        except STRIPE_REFUSALS as err:  # e.g. charge_disputed, amount_too_large
+            raise RailRefused(err.user_message or str(err)) from err
         return refund.id

@@ -196,6 +196,12 @@ class SubmitReview(Action):
     comment: str = Field(default="", max_length=5000)
 
 
+class RetryPayouts(BaseModel):
+    """Admin, or the rail saying an account can now be paid: blocked payouts go again."""
+
+    reason: str = Field(default="", max_length=500)
+
+
 class SetFrozen(BaseModel):
     """Admin or payment-rail freeze (charge dispute on the funding charge)."""
 
@@ -238,6 +244,10 @@ class Deliverable(BaseModel):
     # (due, review or clearing) had left, to resume with (SPEC §4).
     frozen_from: DeliverableStatus | None = None
     paused_remaining: timedelta | None = None
+    # Set when the rail refused its release for good (no payout account, payouts disabled):
+    # the money stays held, nothing retries until `retry_payouts`, which bumps the attempt.
+    payout_blocked: str | None = None
+    payout_attempt: int = 1
 
 
 class Review(BaseModel):
@@ -286,6 +296,18 @@ class Cancellation(BaseModel):
     confirm_by: datetime
 
 
+# Not part of the campaign resource: the workflow's bookkeeping, or shown in another form.
+INTERNAL_FIELDS = (
+    "phase",
+    "version",
+    "brief",
+    "reviews",
+    "reminders_sent",
+    "disputes_filed",
+    "payout_retries",
+)
+
+
 class CampaignState(Parties):
     id: str
     phase: CampaignStatus  # lifecycle; `status` adds the disputed/frozen overlays
@@ -311,6 +333,9 @@ class CampaignState(Parties):
     disputes_filed: int = 0
     frozen: bool = False
     frozen_reason: str | None = None
+    # Bumped by `retry_payouts`; a refused refund or settlement leg waits for it (SPEC §2).
+    payout_retries: int = 0
+    parked_payout: str | None = None  # what such a leg is and why the rail refused it
     version: int = 0
 
     @property
@@ -354,7 +379,11 @@ class CampaignState(Parties):
                             "review", d.review_due_at, terms.review_window, ("brand",), d.index
                         )
                     )
-                elif d.status == DeliverableStatus.APPROVED and not self.frozen:
+                elif (
+                    d.status == DeliverableStatus.APPROVED
+                    and not self.frozen
+                    and not d.payout_blocked
+                ):
                     # Nobody has to act before money clears: no reminder.
                     running.append(
                         Deadline("clearing", d.clears_at, terms.clearing_period, (), d.index)
@@ -423,7 +452,10 @@ class CampaignState(Parties):
         """The campaign resource of SPEC §8."""
         data = self.model_dump(
             mode="json",
-            exclude={"phase", "version", "brief", "reviews", "reminders_sent", "disputes_filed"},
+            exclude={
+                **dict.fromkeys(INTERNAL_FIELDS, True),
+                "deliverables": {"__all__": {"payout_attempt"}},
+            },
         )
         data["brief"] = self.brief
         data["reviews_revealed"] = self.reviews_visible

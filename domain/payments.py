@@ -9,6 +9,10 @@ DECLINED_PAYMENT_METHOD = "pm_card_visa_chargeDeclined"
 
 # ApplicationError type for a declined card: a business outcome, never retried.
 PAYMENT_DECLINED = "PaymentDeclined"
+# ApplicationError type for a transfer or refund the rail refused for good (no payout account,
+# payouts disabled, a charge under dispute, the platform's balance short): no money moved, and
+# retrying the same request cannot help. The workflow parks the payout until it is retried.
+RAIL_REFUSED = "RailRefused"
 
 
 class FundCampaign(BaseModel):
@@ -34,6 +38,9 @@ class ReleaseFunds(BaseModel):
     creator_net: int
     creator_id: str
     agency_id: str | None = None
+    # 1, then 2, 3... after a refusal was fixed: a refused leg goes again under a new key
+    # (`{key}:2`), a leg that succeeded under any earlier key never goes again.
+    attempt: int = 1
 
 
 class RefundFunds(BaseModel):
@@ -41,6 +48,7 @@ class RefundFunds(BaseModel):
     campaign_id: str
     currency: str
     amount: int
+    attempt: int = 1  # as ReleaseFunds.attempt
 
 
 class Movement(BaseModel):

@@ -10,6 +10,7 @@ keyed by business ids, so a replay or retry never moves it twice.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         FundRequest,
         NewCampaign,
         RequestChanges,
+        RetryPayouts,
         Review,
         SetFrozen,
         Submission,
@@ -62,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
     from domain.payments import (
         PAYMENT_DECLINED,
+        RAIL_REFUSED,
         FundCampaign,
         Movement,
         RefundFunds,
@@ -541,6 +544,29 @@ class CampaignWorkflow:
     # --- payment-rail and admin ----------------------------------------------------------------
 
     @workflow.update
+    async def retry_payouts(self, req: RetryPayouts) -> dict[str, Any]:
+        self._check_retry_payouts(req)
+        # Counted before the lock: a refused leg parked under it wakes on this.
+        self.campaign.payout_retries += 1
+        async with self._lock:
+            retried = []
+            for item in self.campaign.deliverables:
+                if item.payout_blocked:
+                    item.payout_blocked = None
+                    item.payout_attempt += 1
+                    retried.append(item.index)
+            await self._changed(
+                "campaign.payouts_retried", None, {"indexes": retried, "reason": req.reason}
+            )
+        return self.acknowledged()
+
+    @retry_payouts.validator
+    def _check_retry_payouts(self, req: RetryPayouts) -> None:
+        state = self.campaign
+        if not state.parked_payout and not any(d.payout_blocked for d in state.deliverables):
+            raise refuse(Refusal.INVALID_STATE, "no payout is blocked")
+
+    @workflow.update
     async def set_frozen(self, req: SetFrozen) -> dict[str, Any]:
         async with self._lock:
             self._check_set_frozen(req)
@@ -690,7 +716,7 @@ class CampaignWorkflow:
                     "deliverable.auto_approved", None, {"index": item.index}, notify=state.parties()
                 )
             elif item.status == DeliverableStatus.APPROVED and item.clears_at <= now:
-                if not state.frozen:
+                if not state.frozen and not item.payout_blocked:
                     await self._release(item)
         if all(item.status in FINAL for item in state.deliverables):
             if state.phase == CampaignStatus.ACTIVE:
@@ -729,7 +755,21 @@ class CampaignWorkflow:
         item.clears_at = now + self.campaign.terms.clearing_period
 
     async def _release(self, item: Deliverable) -> None:
-        split = await self._pay_creator(f"{self.campaign.id}:release:{item.index}", item.amount)
+        key = f"{self.campaign.id}:release:{item.index}"
+        try:
+            split = await self._pay_creator(key, item.amount, attempt=item.payout_attempt)
+        except ActivityError as err:
+            if _error_type(err) != RAIL_REFUSED:
+                raise
+            # Parked, lock free: the money stays held and the parties go on acting.
+            item.payout_blocked = _refusal_reason(err)
+            await self._changed(
+                "deliverable.payout_blocked",
+                None,
+                {"index": item.index, "reason": item.payout_blocked},
+                notify=self.campaign.parties(),
+            )
+            return
         item.status = DeliverableStatus.RELEASED
         await self._changed(
             "deliverable.released",
@@ -749,27 +789,36 @@ class CampaignWorkflow:
         state = self.campaign
         return state.terms.agency_commission_bps if state.agency_represents == "creator" else 0
 
-    async def _pay_creator(self, key: str, gross: int) -> ReleaseSplit:
-        """A gross amount to the creator side: fee and agency commission taken (SPEC §2)."""
+    async def _pay_creator(self, key: str, gross: int, attempt: int | None = None) -> ReleaseSplit:
+        """A gross amount to the creator side: fee and agency commission taken (SPEC §2).
+        With an `attempt`, a refusal is the caller's to handle; without, the leg parks."""
         state = self.campaign
         split = split_release(gross, state.terms.platform_fee_bps, self._commission_bps())
-        await workflow.execute_activity(
-            "release_funds",
-            ReleaseFunds(
-                idempotency_key=key,
-                campaign_id=state.id,
-                currency=state.currency,
-                gross=split.gross,
-                platform_fee=split.platform_fee,
-                agency_commission=split.agency_commission,
-                creator_net=split.creator_net,
-                creator_id=state.creator_id,
-                agency_id=state.agency_id if split.agency_commission else None,
-            ),
-            result_type=Movement,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=MONEY_RETRY,
-        )
+
+        async def release(n: int) -> None:
+            await workflow.execute_activity(
+                "release_funds",
+                ReleaseFunds(
+                    idempotency_key=key,
+                    campaign_id=state.id,
+                    currency=state.currency,
+                    gross=split.gross,
+                    platform_fee=split.platform_fee,
+                    agency_commission=split.agency_commission,
+                    creator_net=split.creator_net,
+                    creator_id=state.creator_id,
+                    agency_id=state.agency_id if split.agency_commission else None,
+                    attempt=n,
+                ),
+                result_type=Movement,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=MONEY_RETRY,
+            )
+
+        if attempt is not None:
+            await release(attempt)
+        else:
+            await self._until_paid(f"release {key}", release)
         state.escrow = state.escrow.release(
             gross, state.terms.platform_fee_bps, self._commission_bps()
         )
@@ -777,16 +826,49 @@ class CampaignWorkflow:
 
     async def _refund_brand(self, key: str, amount: int) -> None:
         state = self.campaign
-        await workflow.execute_activity(
-            "refund_funds",
-            RefundFunds(
-                idempotency_key=key, campaign_id=state.id, currency=state.currency, amount=amount
-            ),
-            result_type=Movement,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=MONEY_RETRY,
-        )
+
+        async def refund(n: int) -> None:
+            await workflow.execute_activity(
+                "refund_funds",
+                RefundFunds(
+                    idempotency_key=key,
+                    campaign_id=state.id,
+                    currency=state.currency,
+                    amount=amount,
+                    attempt=n,
+                ),
+                result_type=Movement,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=MONEY_RETRY,
+            )
+
+        await self._until_paid(f"refund {key}", refund)
         state.escrow = state.escrow.refund(amount)
+
+    async def _until_paid(self, leg: str, move: Callable[[int], Awaitable[None]]) -> None:
+        """A refund or settlement leg the rail refuses for good parks, visibly, until
+        `retry_payouts`, then goes again under its next key. It waits inside the step that
+        needs it (the step cannot finish without the money), so Updates queue meanwhile:
+        the admin is notified at once."""
+        attempt = 1
+        while True:
+            try:
+                return await move(attempt)
+            except ActivityError as err:
+                if _error_type(err) != RAIL_REFUSED:
+                    raise
+                state = self.campaign
+                seen = state.payout_retries
+                state.parked_payout = f"{leg}: {_refusal_reason(err)}"
+                await self._changed(
+                    "campaign.payout_blocked",
+                    None,
+                    {"leg": leg, "reason": _refusal_reason(err)},
+                    notify=state.parties(),
+                )
+                await workflow.wait_condition(lambda seen=seen: self.campaign.payout_retries > seen)
+                state.parked_payout = None
+                attempt += 1
 
     async def _refund_resumed_after_cancellation(self, items: list[Deliverable]) -> None:
         """A campaign cancelled (by silence) while a dispute held some deliverables: once the
@@ -960,6 +1042,11 @@ def _child_end(err: ChildWorkflowError) -> str:
     if isinstance(cause, ChildTimeoutError):
         return "timed_out"
     return "failed"
+
+
+def _refusal_reason(err: ActivityError) -> str:
+    cause = err.cause
+    return (cause.message if isinstance(cause, ApplicationError) else str(err))[:300]
 
 
 def _error_type(err: ActivityError) -> str | None:

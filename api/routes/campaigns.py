@@ -30,6 +30,7 @@ from domain.campaign import (
     FundRequest,
     NewCampaign,
     RequestChanges,
+    RetryPayouts,
     SetFrozen,
     SubmitDeliverable,
 )
@@ -370,6 +371,20 @@ async def freeze(
     """Admin: hold every money movement (as a charge dispute on the funding does)."""
     arg = SetFrozen(frozen=True, reason=(body or FreezeBody()).reason or "frozen by the platform")
     return await _act(request, temporal, record, "set_frozen", arg)
+
+
+@router.post("/{campaign_id}/retry-payouts")
+async def retry_payouts(
+    record: VisibleCampaign,
+    _: AdminPrincipal,
+    request: Request,
+    temporal: TemporalDep,
+    body: Annotated[FreezeBody | None, Body()] = None,
+):
+    """Admin: payouts the rail refused (`payout_blocked`) go again, once the cause is fixed;
+    409 when none is blocked. Stripe's `account.updated` does the same by itself."""
+    arg = RetryPayouts(reason=(body or FreezeBody()).reason or "retried by the platform")
+    return await _act(request, temporal, record, "retry_payouts", arg)
 
 
 @router.post("/{campaign_id}/unfreeze")

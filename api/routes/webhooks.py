@@ -15,8 +15,8 @@ from sqlmodel import select
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.temporal import send_update
-from db.models import LedgerEntry, StripeEvent
-from domain.campaign import SetFrozen
+from db.models import CampaignRecord, LedgerEntry, Party, StripeEvent, involving
+from domain.campaign import RetryPayouts, SetFrozen
 
 log = logging.getLogger("parley.webhooks")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -33,6 +33,7 @@ class RailObject(BaseModel):
     reason: str | None = Field(default=None, max_length=255)
     status: str | None = Field(default=None, max_length=255)
     metadata: dict[str, str] | None = None
+    payouts_enabled: bool | None = None  # an Account (`account.updated`)
 
 
 class RailEventData(BaseModel):
@@ -129,6 +130,32 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
             if err.code != "invalid_state":  # already in that state: nothing to do
                 raise
         return campaign_id
+    if kind == "account.updated" and obj.get("payouts_enabled"):
+        # A connected account can be paid now: its blocked payouts go again.
+        party = (
+            await session.exec(select(Party).where(Party.stripe_account == obj.get("id")))
+        ).first()
+        if party is None:
+            return None
+        campaigns = await session.exec(
+            select(CampaignRecord.id).where(
+                involving(CampaignRecord, party.id),
+                CampaignRecord.status.in_(("active", "cancelled", "disputed", "frozen")),
+            )
+        )
+        for campaign_id in campaigns.all():
+            try:
+                await send_update(
+                    temporal,
+                    f"campaign-{campaign_id}",
+                    "retry_payouts",
+                    RetryPayouts(reason=f"Stripe account {obj.get('id')} can be paid"),
+                    request=request,
+                )
+            except ProblemError as err:
+                if err.code != "invalid_state":  # nothing blocked there
+                    raise
+        return party.id
     if kind == "payment_intent.succeeded":
         # Funding is confirmed synchronously by the fund action; this event is informational
         # unless a campaign is still waiting on an asynchronous charge.

@@ -197,20 +197,34 @@ async def test_fund_release_refund_books_exact_ledger(payments, sessionmaker):
     assert refunded == Movement(
         idempotency_key=f"{cid}:refund:1", rail="sandbox", reference=refund_ref, amount=4_000
     )
+    # One row per leg: the creator's transfer, the agency's, the fee kept (no rail call).
     assert await ledger(sessionmaker, cid) == [
         (f"{cid}:fund", "fund", 10_000, 0, 0, "eur", "sandbox", "succeeded", charge_ref, None),
         (
             f"{cid}:release:0",
             "release",
-            6_000,
-            600,
-            300,
+            5_100,
+            0,
+            0,
             "eur",
             "sandbox",
             "succeeded",
             creator_ref,
-            agency_ref,
+            None,
         ),
+        (
+            f"{cid}:release:0:agency",
+            "commission",
+            300,
+            0,
+            0,
+            "eur",
+            "sandbox",
+            "succeeded",
+            agency_ref,
+            None,
+        ),
+        (f"{cid}:release:0:fee", "fee", 600, 0, 0, "eur", "sandbox", "succeeded", None, None),
         (f"{cid}:refund:1", "refund", 4_000, 0, 0, "eur", "sandbox", "succeeded", refund_ref, None),
     ]
     # The platform fee (600) is never transferred: it stays on the platform.
@@ -244,6 +258,7 @@ async def test_repeated_calls_move_money_once(settings, sessionmaker):
     assert [row[0] for row in await ledger(sessionmaker, cid)] == [
         f"{cid}:fund",
         f"{cid}:release:0",
+        f"{cid}:release:0:fee",
     ]
     assert [row[0] for row in await book(sessionmaker, cid)] == [
         f"{cid}:fund",
@@ -328,6 +343,8 @@ async def test_concurrent_attempts_move_money_once(payments, sessionmaker):
     assert [row[0] for row in await ledger(sessionmaker, cid)] == [
         f"{cid}:fund",
         f"{cid}:release:0",
+        f"{cid}:release:0:agency",
+        f"{cid}:release:0:fee",
         f"{cid}:refund:1",
     ]
     assert [row[:3] for row in await book(sessionmaker, cid)] == [
@@ -368,7 +385,7 @@ async def test_zero_amounts_are_recorded_without_rail_calls(payments, sessionmak
         "release",
         0,
         "succeeded",
-        "",
+        None,  # no rail object: nothing was sent
     )
     assert [row[0] for row in await book(sessionmaker, cid)] == [f"{cid}:fund"]
 
