@@ -29,6 +29,7 @@ _DEFAULT_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
+    429: "too_many_requests",
     500: "internal_error",
     503: "unavailable",
 }
@@ -109,7 +110,7 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         if exc.status == RPCStatusCode.RESOURCE_EXHAUSTED:  # e.g. too many Updates in flight
             detail = "The workflow is busy with other requests; retry shortly"
-            return problem_response(503, "temporal_busy", detail, request.url.path)
+            return problem_response(429, "too_many_requests", detail, request.url.path)
         log.error("temporal error on %s: %s", request.url.path, exc)
         return problem_response(500, "internal_error", "Internal server error", request.url.path)
 

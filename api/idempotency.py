@@ -3,12 +3,19 @@
 The first request with a key claims a row (unique per caller and key) before it runs; its
 response is stored and replayed byte for byte. The same key with another body → 422; while
 the first is still running → 409. A 5xx frees the key so the client can retry: every effect
-behind it is itself idempotent (Update ids and ledger keys derive from the same key).
+behind it is itself idempotent (ledger keys derive from business data).
+
+The claim's id is part of the Update id (api/temporal.py `update_id`). A definite 5xx (the
+rail was unavailable, nothing happened) deletes the claim, so the retry is a new Update that
+performs the action — Temporal would otherwise answer the same Update id with the cached
+failure. A 503 `outcome_unknown` (the Update was sent, its outcome not seen) keeps the claim,
+so the retry attaches to the same Update and answers its outcome.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import timedelta
 
@@ -22,6 +29,7 @@ from api.errors import problem_response
 from db.models import IdempotencyRecord, as_utc, utcnow
 
 HEADER = "idempotency-key"
+CLAIM_STATE = "idempotency_claim"  # request.state: the claim's id, for the Update id
 # A claim older than this belongs to a request whose process died; it may be taken over.
 ABANDONED_AFTER = timedelta(minutes=2)
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
@@ -64,9 +72,14 @@ class IdempotencyMiddleware:
         )
         sessionmaker = scope["app"].state.sessionmaker
 
-        record_id, refusal = await _claim(sessionmaker, caller, key, fingerprint, path)
+        claim, refusal = await _claim(sessionmaker, caller, key, fingerprint, path)
         if refusal is not None:
             return await refusal(scope, receive, send)
+        record_id = claim.id
+        # Row ids can be reused once deleted (SQLite): the claim's time makes it unique.
+        scope.setdefault("state", {})[CLAIM_STATE] = (
+            f"{claim.id}.{as_utc(claim.created_at).timestamp():.6f}"
+        )
 
         status = 500
         content_type: str | None = None
@@ -80,7 +93,9 @@ class IdempotencyMiddleware:
                 record = await session.get(IdempotencyRecord, record_id)
                 if record is None:
                     return
-                if status >= 500:
+                if status >= 500 and _outcome_unknown(status, chunks):
+                    record.in_flight = False  # kept, unanswered: the retry takes it over
+                elif status >= 500:
                     await session.delete(record)
                 else:
                     record.in_flight = False
@@ -111,6 +126,15 @@ class IdempotencyMiddleware:
                 await store()
 
 
+def _outcome_unknown(status: int, chunks: list[bytes]) -> bool:
+    if status != 503:
+        return False
+    try:
+        return json.loads(b"".join(chunks)).get("code") == "outcome_unknown"
+    except (ValueError, AttributeError):
+        return False
+
+
 async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: str):
     """Insert the claim row, or decide what the duplicate request gets instead."""
     for _ in range(2):
@@ -122,7 +146,8 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
             except IntegrityError:
                 await session.rollback()
             else:
-                return claim.id, None
+                await session.refresh(claim)
+                return claim, None
             existing = (
                 await session.exec(
                     select(IdempotencyRecord).where(
@@ -139,6 +164,13 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
                     "This Idempotency-Key was used with a different request",
                     path,
                 )
+            if not existing.in_flight and existing.status_code is None:
+                # The last attempt's outcome was unknown: this one runs under the same claim.
+                existing.in_flight = True
+                session.add(existing)
+                await session.commit()
+                await session.refresh(existing)
+                return existing, None
             if existing.in_flight:
                 if utcnow() - as_utc(existing.created_at) > ABANDONED_AFTER:
                     await session.exec(

@@ -13,17 +13,20 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import bearer_token
 from api.errors import ProblemError
+from api.idempotency import CLAIM_STATE
 from domain.errors import HTTP_STATUS, Refusal
 
 
 def update_id(request: Request, action: str) -> str:
-    """With an Idempotency-Key, a retried request attaches to the same Update (deduped by
-    Temporal even if our idempotency record was lost); without one, every call is new."""
+    """With an Idempotency-Key, a retried request attaches to the same Update while its claim
+    lives (api/idempotency.py: kept after an unknown outcome, renewed after a definite
+    failure); without one, every call is new."""
     key = request.headers.get("idempotency-key")
     if not key:
         return f"{action}:{uuid.uuid4().hex}"
     caller = hashlib.sha256((bearer_token(request) or "").encode()).hexdigest()[:16]
-    return f"{action}:{caller}:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
+    claim = getattr(request.state, CLAIM_STATE, None)
+    return f"{action}:{caller}:{hashlib.sha256(key.encode()).hexdigest()[:32]}:{claim}"
 
 
 def refusal_to_problem(error: ApplicationError) -> ProblemError:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
+from fastapi import Request
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -88,3 +90,61 @@ async def test_errors_are_replayed_too(api, make_party):
     second = await api.http.post("/v1/parties", json=bad, headers=key)
     assert_problem(first, 422, "validation_error")
     assert second.content == first.content
+
+
+async def test_a_retry_after_a_definite_5xx_is_a_new_update_and_after_an_unknown_outcome_the_same(
+    temporal_env, settings, worker
+):
+    """Issue #10 item 7: Temporal answers a repeated Update id with its first outcome, a
+    failure included, so a retry after `payment_unavailable` must be a new Update; after
+    `outcome_unknown` it must be the same one, to learn what happened. A route added for the
+    test records the Update id the API would send, and answers as told."""
+    from api.errors import ProblemError
+    from api.main import create_app
+    from api.temporal import update_id
+    from tests.conftest import ADMIN_TOKEN, serve
+
+    app = create_app(settings, temporal=temporal_env.client)
+    seen: list[str] = []
+    answers = ["payment_unavailable", "ok", "outcome_unknown", "ok"]
+
+    @app.post("/test/act")
+    async def act(request: Request) -> dict:
+        seen.append(update_id(request, "fund"))
+        answer = answers[len(seen) - 1]
+        if answer != "ok":
+            raise ProblemError(503, answer, answer)
+        return {"update": seen[-1]}
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async for base_url in serve(app):
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+            first, second = uuid.uuid4().hex, uuid.uuid4().hex
+            for key in (first, first, second, second):
+                await http.post("/test/act", json={}, headers={"Idempotency-Key": key})
+    assert seen[0] != seen[1]  # the rail was down: the retry acts anew
+    assert seen[2] == seen[3]  # the outcome was unknown: the retry learns it
+
+
+async def test_temporal_refusing_more_updates_is_a_429_with_retry_after(
+    temporal_env, settings, worker
+):
+    """Issue #10 item 8: Temporal's RESOURCE_EXHAUSTED (e.g. an 11th Update in flight on one
+    workflow) is the client's cue to slow down, not a 500."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from api.main import create_app
+    from tests.conftest import ADMIN_TOKEN, serve
+
+    app = create_app(settings, temporal=temporal_env.client)
+
+    @app.post("/test/busy")
+    async def busy() -> dict:
+        raise RPCError("too many outstanding updates", RPCStatusCode.RESOURCE_EXHAUSTED, b"")
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async for base_url in serve(app):
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+            response = await http.post("/test/busy", json={})
+    assert_problem(response, 429, "too_many_requests")
+    assert response.headers["retry-after"] == "2"
