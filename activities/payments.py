@@ -131,8 +131,8 @@ class PaymentActivities:
 
     @activity.defn
     async def release_funds(self, req: ReleaseFunds) -> Movement:
-        """Three legs, each its own row: the creator's transfer (`{key}`), the agency's
-        commission (`{key}:agency`) and the fee the platform keeps (`{key}:fee`)."""
+        """Three legs, each its own row (SPEC §9): the creator's transfer (`{key}:creator`),
+        the agency's commission (`{key}:agency`) and the fee the platform keeps (`{key}:fee`)."""
         accounts = await self._stripe_accounts(req.creator_id, req.agency_id)
 
         def transfer_to(party_id: str, amount: int):
@@ -147,7 +147,7 @@ class PaymentActivities:
         creator = await self._leg(
             req,
             LedgerKind.RELEASE,
-            req.idempotency_key,
+            await self._creator_key(req.idempotency_key),
             req.creator_net,
             transfer_to(req.creator_id, req.creator_net),
         )
@@ -233,6 +233,12 @@ class PaymentActivities:
             self._fault_kill_after_rail(key)
         entry = await self._finish(key, LedgerState.SUCCEEDED, rail_reference=reference)
         return _movement(entry)
+
+    async def _creator_key(self, key: str) -> str:
+        """`{key}:creator`, unless a row written before legs existed holds this release under
+        `{key}` — the key the rail knows its transfer by, which must never change."""
+        legacy = await self._entry_for(key)
+        return key if legacy is not None and legacy.kind == LedgerKind.RELEASE else f"{key}:creator"
 
     async def _entry_for(self, key: str) -> LedgerEntry | None:
         async with self.sessionmaker() as session:

@@ -19,6 +19,7 @@ from api.routes import (
     disputes,
     grants,
     health,
+    ledger,
     mediators,
     messages,
     notifications,
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(reviews.router)
     app.include_router(notifications.router)
     app.include_router(webhooks.router)
+    app.include_router(ledger.router)
     app.include_router(admin.router)
     app.include_router(mediators.router)
     return app

@@ -8,6 +8,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.payments import PaymentActivities
 from activities.rails import MissingPayoutAccount, SandboxRail
+from db.models import LedgerEntry
 from domain.parties import Role
 from domain.payments import RAIL_REFUSED, ReleaseFunds
 from tests.activities.test_payments import add_party, book, fund, ledger, new_campaign, run
@@ -73,12 +74,12 @@ async def test_a_failing_agency_leg_never_resends_the_creators_transfer(settings
             await run(payments.release_funds, release(cid, creator, agency))
     await run(payments.release_funds, release(cid, creator, agency))
 
-    assert rail.transfers.count(f"{cid}:release:0") == 1
+    assert rail.transfers.count(f"{cid}:release:0:creator") == 1
     assert rail.transfers.count(f"{cid}:release:0:agency") == 6
     rows = {row[0]: (row[1], row[2], row[7]) for row in await ledger(sessionmaker, cid)}
     assert rows == {
         f"{cid}:fund": ("fund", 10_000, "succeeded"),
-        f"{cid}:release:0": ("release", 5_100, "succeeded"),
+        f"{cid}:release:0:creator": ("release", 5_100, "succeeded"),
         f"{cid}:release:0:agency": ("commission", 300, "succeeded"),
         f"{cid}:release:0:fee": ("fee", 600, "succeeded"),
     }
@@ -101,14 +102,45 @@ async def test_a_refused_leg_fails_visibly_and_goes_again_under_a_new_key(settin
         with pytest.raises(ApplicationError) as refused:
             await run(payments.release_funds, release(cid, creator, None))
         assert refused.value.type == RAIL_REFUSED and refused.value.non_retryable
-    assert rail.transfers == [f"{cid}:release:0"]  # asked once; the row answers the repeat
+    assert rail.transfers == [f"{cid}:release:0:creator"]  # asked once; the row answers the repeat
     rows = {row[0]: row[7] for row in await ledger(sessionmaker, cid)}
-    assert rows[f"{cid}:release:0"] == "failed"
+    assert rows[f"{cid}:release:0:creator"] == "failed"
 
     rail.refusing.clear()  # the creator finished onboarding
     await run(payments.release_funds, release(cid, creator, None, attempt=2))
     await run(payments.release_funds, release(cid, creator, None, attempt=2))  # a retry
-    assert rail.transfers == [f"{cid}:release:0", f"{cid}:release:0:2"]
+    assert rail.transfers == [f"{cid}:release:0:creator", f"{cid}:release:0:creator:2"]
     rows = {row[0]: (row[2], row[7]) for row in await ledger(sessionmaker, cid)}
-    assert rows[f"{cid}:release:0:2"] == (5_400, "succeeded")
+    assert rows[f"{cid}:release:0:creator:2"] == (5_400, "succeeded")
     assert rows[f"{cid}:release:0:fee"] == (600, "succeeded")
+
+
+async def test_a_release_row_from_before_legs_finishes_under_its_own_key(settings, sessionmaker):
+    """A release written as one row (gross, fee, commission) and left pending by a worker
+    that died mid-way: the rail knows its creator transfer by `{key}`, so that key is kept."""
+    cid = new_campaign()
+    creator = await add_party(sessionmaker, Role.CREATOR, stripe_account="acct_c")
+    rail = ForgetfulRail(SandboxRail(sessionmaker))
+    payments = PaymentActivities(settings, sessionmaker, rail)
+    await run(payments.fund_campaign, fund(cid))
+    async with sessionmaker() as session:
+        session.add(
+            LedgerEntry(
+                idempotency_key=f"{cid}:release:0",
+                campaign_id=cid,
+                kind="release",
+                amount=6_000,
+                platform_fee=600,
+                currency="eur",
+                rail="sandbox",
+            )
+        )
+        await session.commit()
+    await run(payments.release_funds, release(cid, creator, None))
+    assert rail.transfers == [f"{cid}:release:0"]
+    rows = {row[0]: row[7] for row in await ledger(sessionmaker, cid)}
+    assert rows == {
+        f"{cid}:fund": "succeeded",
+        f"{cid}:release:0": "succeeded",
+        f"{cid}:release:0:fee": "succeeded",
+    }

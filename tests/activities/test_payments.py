@@ -185,14 +185,17 @@ async def test_fund_release_refund_books_exact_ledger(payments, sessionmaker):
     )
 
     charge_ref = sbx("ch", f"{cid}:fund")
-    creator_ref = sbx("tr", f"{cid}:release:0")
+    creator_ref = sbx("tr", f"{cid}:release:0:creator")
     agency_ref = sbx("tr", f"{cid}:release:0:agency")
     refund_ref = sbx("re", f"{cid}:refund:1")
     assert funded == Movement(
         idempotency_key=f"{cid}:fund", rail="sandbox", reference=charge_ref, amount=10_000
     )
     assert released == Movement(
-        idempotency_key=f"{cid}:release:0", rail="sandbox", reference=creator_ref, amount=6_000
+        idempotency_key=f"{cid}:release:0:creator",
+        rail="sandbox",
+        reference=creator_ref,
+        amount=6_000,
     )
     assert refunded == Movement(
         idempotency_key=f"{cid}:refund:1", rail="sandbox", reference=refund_ref, amount=4_000
@@ -201,7 +204,7 @@ async def test_fund_release_refund_books_exact_ledger(payments, sessionmaker):
     assert await ledger(sessionmaker, cid) == [
         (f"{cid}:fund", "fund", 10_000, 0, 0, "eur", "sandbox", "succeeded", charge_ref, None),
         (
-            f"{cid}:release:0",
+            f"{cid}:release:0:creator",
             "release",
             5_100,
             0,
@@ -230,7 +233,7 @@ async def test_fund_release_refund_books_exact_ledger(payments, sessionmaker):
     # The platform fee (600) is never transferred: it stays on the platform.
     assert await book(sessionmaker, cid) == [
         (f"{cid}:fund", "charge", 10_000, "eur", None, charge_ref),
-        (f"{cid}:release:0", "transfer", 5_100, "eur", "acct_creator1", creator_ref),
+        (f"{cid}:release:0:creator", "transfer", 5_100, "eur", "acct_creator1", creator_ref),
         (f"{cid}:release:0:agency", "transfer", 300, "eur", agency, agency_ref),
         (f"{cid}:refund:1", "refund", 4_000, "eur", charge_ref, refund_ref),
     ]
@@ -257,12 +260,12 @@ async def test_repeated_calls_move_money_once(settings, sessionmaker):
     assert rail.calls == {"charge": 1, "transfer": 1}  # answered from the ledger
     assert [row[0] for row in await ledger(sessionmaker, cid)] == [
         f"{cid}:fund",
-        f"{cid}:release:0",
+        f"{cid}:release:0:creator",
         f"{cid}:release:0:fee",
     ]
     assert [row[0] for row in await book(sessionmaker, cid)] == [
         f"{cid}:fund",
-        f"{cid}:release:0",
+        f"{cid}:release:0:creator",
     ]
 
 
@@ -342,14 +345,14 @@ async def test_concurrent_attempts_move_money_once(payments, sessionmaker):
     assert all(m == refunds[0] for m in refunds)
     assert [row[0] for row in await ledger(sessionmaker, cid)] == [
         f"{cid}:fund",
-        f"{cid}:release:0",
+        f"{cid}:release:0:creator",
         f"{cid}:release:0:agency",
         f"{cid}:release:0:fee",
         f"{cid}:refund:1",
     ]
     assert [row[:3] for row in await book(sessionmaker, cid)] == [
         (f"{cid}:fund", "charge", 10_000),
-        (f"{cid}:release:0", "transfer", 1_700),
+        (f"{cid}:release:0:creator", "transfer", 1_700),
         (f"{cid}:release:0:agency", "transfer", 100),
         (f"{cid}:refund:1", "refund", 500),
     ]
@@ -381,7 +384,7 @@ async def test_zero_amounts_are_recorded_without_rail_calls(payments, sessionmak
     )
     assert (movement.reference, movement.amount) == ("", 0)
     assert [row[:3] + row[7:9] for row in await ledger(sessionmaker, cid)][1] == (
-        f"{cid}:settle:release",
+        f"{cid}:settle:release:creator",
         "release",
         0,
         "succeeded",

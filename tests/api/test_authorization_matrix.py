@@ -196,6 +196,8 @@ MATRIX: list[Row] = [
     # The admin freezes and unfreezes (in this order: the pair leaves the campaign as it was).
     Row("POST", "/v1/campaigns/{campaign_id}/freeze", on_campaign((), admin=OK)),
     Row("POST", "/v1/campaigns/{campaign_id}/unfreeze", on_campaign((), admin=OK)),
+    Row("GET", "/v1/campaigns/{campaign_id}/ledger", on_campaign(admin=OK, mediator=OK)),
+    Row("GET", "/v1/ledger", only_admin()),
     # Only the admin retries refused payouts; nothing is blocked here (409).
     Row("POST", "/v1/campaigns/{campaign_id}/retry-payouts", on_campaign((), admin=409)),
     # Console tokens for the Temporal UI: mediators only.

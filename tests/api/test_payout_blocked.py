@@ -54,16 +54,16 @@ async def test_a_refused_payout_parks_and_goes_out_after_the_admins_retry(
     assert blocked["escrow"]["held"] == 15_000
     # The campaign is not held by the refused payout: the parties go on.
     await approve(brand, creator, cid, 1)
-    assert await release_rows(sessionmaker, cid) == [(":release:0", "failed")]
+    assert await release_rows(sessionmaker, cid) == [(":release:0:creator", "failed")]
 
     await set_account(sessionmaker, creator.id, "acct_onboarded")
     await ok(await api.http.post(f"/v1/campaigns/{cid}/retry-payouts", json={"reason": "KYC"}))
     done = await until(brand.client, cid, lambda c: c["status"] == "completed")
     assert done["escrow"]["held"] == 0 and done["escrow"]["released_to_creator"] > 0
     assert await release_rows(sessionmaker, cid) == [
-        (":release:0", "failed"),
-        (":release:0:2", "succeeded"),
-        (":release:1", "succeeded"),
+        (":release:0:creator", "failed"),
+        (":release:0:creator:2", "succeeded"),
+        (":release:1:creator", "succeeded"),
     ]
     assert_problem(await api.http.post(f"/v1/campaigns/{cid}/retry-payouts"), 409, "invalid_state")
 
@@ -87,6 +87,6 @@ async def test_stripe_account_updated_releases_blocked_payouts(api, make_party, 
     done = await until(brand.client, cid, lambda c: c["status"] == "completed")
     assert done["escrow"]["held"] == 0
     assert await release_rows(sessionmaker, cid) == [
-        (":release:0", "failed"),
-        (":release:0:2", "succeeded"),
+        (":release:0:creator", "failed"),
+        (":release:0:creator:2", "succeeded"),
     ]
