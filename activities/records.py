@@ -20,13 +20,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from db.models import (
     CampaignRecord,
     DisputeRecord,
+    EvidenceText,
     Notification,
     Party,
     ReviewRecord,
     TimelineEvent,
     utcnow,
 )
-from domain.dispute import MEDIATED
+from domain.dispute import MEDIATED, TEXT_KINDS
 from domain.notifications import DELIVER_WORKFLOW, PENDING, delivery_workflow_id
 from domain.records import (
     RECORD_CAMPAIGN_CHANGE,
@@ -79,6 +80,10 @@ class RecordActivities:
                 agency_id=change.agency_id,
                 created_at=change.event.at,
             )
+            # The dispute as the API serves it (lists, and reads once the workflow has ended):
+            # the workflow's snapshot with its evidence texts, which live in the database.
+            snapshot = await with_evidence_text(session, change.snapshot)
+            change = change.model_copy(update={"snapshot": snapshot})
             _apply_if_newer(
                 session,
                 record,
@@ -197,6 +202,33 @@ async def with_submissions(session, campaign: dict[str, Any]) -> dict[str, Any]:
             older = [s for s in deliverable["submissions"] if s.get("sha256") is None]
             deliverable["submissions"] = older + moved
     return campaign
+
+
+async def with_evidence_text(session, dispute: dict[str, Any]) -> dict[str, Any]:
+    """A dispute (state or snapshot) with each text and quoted message back in its evidence,
+    from `evidence_text` by sha256: the workflow holds only the digest. Items that carry
+    their text (recorded before it moved out, or already filled in) stay as they are."""
+    evidence = dispute.get("evidence") or []
+    missing = {
+        item["sha256"]
+        for item in evidence
+        if item.get("kind") in TEXT_KINDS and item.get("text") is None
+    }
+    if not missing:
+        return dispute
+    query = select(EvidenceText.sha256, EvidenceText.text).where(EvidenceText.sha256.in_(missing))
+    texts = dict((await session.exec(query)).all())
+    return {
+        **dispute,
+        "evidence": [
+            {**item, "text": texts[item["sha256"]]}
+            if item.get("text") is None
+            and item["sha256"] in texts
+            and item.get("kind") in TEXT_KINDS
+            else item
+            for item in evidence
+        ],
+    }
 
 
 def _apply_if_newer(session, record, change, **fields) -> bool:

@@ -263,3 +263,17 @@ class ReviewRecord(SQLModel, table=True):
     comment: str = Field(default="", sa_type=Text)
     created_at: datetime = Field(sa_type=DateTime(timezone=True))
     visible: bool = False
+
+
+class EvidenceText(SQLModel, table=True):
+    """Evidence text and quoted messages, content-addressed like evidence files (issue #11).
+
+    Written by the API before the dispute's `add_evidence` Update, which carries only the
+    sha256; reads of a dispute put the text back. Identical texts are stored once.
+    """
+
+    __tablename__ = "evidence_text"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    text: str = Field(sa_type=Text)
+    created_at: datetime = _ts()

@@ -10,8 +10,21 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from domain.campaign import HISTORY_LIMIT, Parties, Side
 from domain.deadlines import Deadline
+from domain.limits import MAX_DESCRIPTION_CHARS
 from domain.money import Money
 from domain.terms import Terms
+
+# What one dispute may hold (issue #11): its validators refuse more, so its state and every
+# payload built from it stay far below Temporal's 2 MB limit (README, "Input limits").
+MAX_EVIDENCE_ITEMS = 100
+MAX_OFFERS = 100
+MAX_EVIDENCE_REQUESTS = 20
+# Evidence text and quoted messages are stored outside the workflow, by sha256 (the API's
+# `evidence_text` table); an item sent with its text inline is refused above this size.
+MAX_INLINE_EVIDENCE_TEXT_CHARS = 1_000
+MAX_EVIDENCE_URL_CHARS = 2_000
+MAX_EVIDENCE_NAME_CHARS = 255  # id, filename, content type, message id
+TEXT_KINDS = ("text", "message")  # the kinds whose content the API stores as text
 
 
 class Stage(StrEnum):
@@ -117,7 +130,8 @@ class Offer(BaseModel):
 
 
 class EvidenceItem(BaseModel):
-    """Metadata only: files live content-addressed on disk, messages in the database."""
+    """Metadata only: files live content-addressed on disk, texts and quoted messages in the
+    database by their sha256; the API puts the text back when it reads a dispute."""
 
     id: str
     kind: Literal["file", "link", "text", "message"]
@@ -129,8 +143,36 @@ class EvidenceItem(BaseModel):
     content_type: str | None = None
     size: int | None = None
     url: str | None = None
+    # Kept, optional, so state recorded before #11 (text inline) still reads; new items send
+    # none (at most MAX_INLINE_EVIDENCE_TEXT_CHARS, checked by the workflow's validator).
     text: str | None = None
     message_id: str | None = None
+
+    def refusal(self) -> str | None:
+        """Why the workflow refuses to hold this item, if it does: free-form fields capped,
+        the text left outside."""
+        if self.text is not None and len(self.text) > MAX_INLINE_EVIDENCE_TEXT_CHARS:
+            return (
+                f"text: at most {MAX_INLINE_EVIDENCE_TEXT_CHARS} characters inline; the API stores "
+                "evidence text (POST /v1/disputes/{id}/evidence) and the item carries its sha256"
+            )
+        if len(self.description) > MAX_DESCRIPTION_CHARS:
+            return f"description: at most {MAX_DESCRIPTION_CHARS} characters"
+        if self.url is not None and len(self.url) > MAX_EVIDENCE_URL_CHARS:
+            return f"url: at most {MAX_EVIDENCE_URL_CHARS} characters"
+        names = {
+            "id": self.id,
+            "submitted_by": self.submitted_by,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "message_id": self.message_id,
+        }
+        for name, value in names.items():
+            if value is not None and len(value) > MAX_EVIDENCE_NAME_CHARS:
+                return f"{name}: at most {MAX_EVIDENCE_NAME_CHARS} characters"
+        if len(self.sha256) != 64 or any(c not in "0123456789abcdef" for c in self.sha256):
+            return "sha256: 64 lowercase hex digits"
+        return None
 
 
 class Proposal(BaseModel):

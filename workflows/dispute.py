@@ -10,6 +10,9 @@ it from the API or from the Temporal UI: their Updates take the API's JSON plus
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -26,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.dispute import (
         CLOSED,
         DISPUTE_DECIDED,
+        MAX_EVIDENCE_ITEMS,
+        MAX_EVIDENCE_REQUESTS,
+        MAX_OFFERS,
         AcceptOffer,
         AddEvidence,
         AssignMediator,
@@ -51,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
 
 # workflow.patched ids (see README, "Changing workflow code").
 SIGNAL_CAMPAIGN_ON_CLOSE = "signal-campaign-on-close"
+
+# The capped lists (their caps: domain/dispute.py), as the refusals name them.
+EVIDENCE, OFFERS, EVIDENCE_REQUESTS = "evidence items", "offers", "evidence requests"
 
 NEXT_UPDATE = {
     Stage.AWAITING_RESPONSE: "respondent: `respond` (API `POST /v1/disputes/{id}/respond`)",
@@ -89,6 +98,8 @@ class DisputeWorkflow:
             deadline=now + new.terms.response_window,
         )
         self._lock = asyncio.Lock()
+        # Updates accepted but not yet applied, per capped list (see `_lock_admitted`).
+        self._admitted: Counter[str] = Counter()
         self._ready = False
         self._published: tuple | None = None
 
@@ -181,7 +192,7 @@ class DisputeWorkflow:
 
     @workflow.update
     async def make_offer(self, req: MakeOffer) -> dict[str, Any]:
-        async with self._lock:
+        async with self._lock_admitted(OFFERS):
             side = self._check_make_offer(req)
             state = self.dispute
             for offer in state.offers:
@@ -201,6 +212,10 @@ class DisputeWorkflow:
         return {**self.acknowledged(), "offer_id": offer.id}
 
     @make_offer.validator
+    def _validate_make_offer(self, req: MakeOffer) -> None:
+        self._check_make_offer(req)
+        self._require_room(OFFERS, len(self.dispute.offers), MAX_OFFERS)
+
     def _check_make_offer(self, req: MakeOffer) -> str:
         self._require_stage(Stage.NEGOTIATION)
         side = self._require_party(req.actor_id)
@@ -262,7 +277,7 @@ class DisputeWorkflow:
 
     @workflow.update
     async def add_evidence(self, req: AddEvidence) -> dict[str, Any]:
-        async with self._lock:
+        async with self._lock_admitted(EVIDENCE):
             self._check_add_evidence(req)
             self.dispute.evidence.append(req.item)
             await self._changed(
@@ -271,6 +286,15 @@ class DisputeWorkflow:
         return {**self.acknowledged(), "evidence_id": req.item.id}
 
     @add_evidence.validator
+    def _validate_add_evidence(self, req: AddEvidence) -> None:
+        self._check_add_evidence(req)
+        self._require_room(EVIDENCE, len(self.dispute.evidence), MAX_EVIDENCE_ITEMS)
+        # The text stays outside the workflow (the API stores it by sha256): an item sent
+        # around the API with its text inline, or with oversized metadata, is refused.
+        problem = req.item.refusal()
+        if problem:
+            raise refuse(Refusal.VALIDATION_ERROR, problem)
+
     def _check_add_evidence(self, req: AddEvidence) -> None:
         if self.dispute.stage in CLOSED:
             raise refuse(Refusal.INVALID_STATE, f"dispute is {self.dispute.stage.value}")
@@ -308,7 +332,7 @@ class DisputeWorkflow:
 
     @workflow.update
     async def request_evidence(self, req: RequestEvidence) -> dict[str, Any]:
-        async with self._lock:
+        async with self._lock_admitted(EVIDENCE_REQUESTS):
             self._check_request_evidence(req)
             request = {"note": req.note, "from_side": req.from_side, "at": workflow.now()}
             self.dispute.evidence_requests.append(request)
@@ -321,6 +345,11 @@ class DisputeWorkflow:
         return self.acknowledged()
 
     @request_evidence.validator
+    def _validate_request_evidence(self, req: RequestEvidence) -> None:
+        self._check_request_evidence(req)
+        requests = len(self.dispute.evidence_requests)
+        self._require_room(EVIDENCE_REQUESTS, requests, MAX_EVIDENCE_REQUESTS)
+
     def _check_request_evidence(self, req: RequestEvidence) -> None:
         self._require_stage(Stage.MEDIATION, Stage.AWAITING_ACCEPTANCE, Stage.ARBITRATION)
         self._require_assigned(req.mediator_id)
@@ -505,6 +534,32 @@ class DisputeWorkflow:
                 Refusal.FORBIDDEN,
                 f"only the assigned mediator {self.dispute.mediator_id} may do this",
             )
+
+    # --- caps (issue #11) ----------------------------------------------------------------------
+    #
+    # Checked in the validators only. Handlers re-run the older checks under the lock, but not
+    # these: a handler that refused what an older run accepted (a 50,000-char text, a 101st
+    # offer) would change that run's commands on replay. So that concurrent Updates cannot pass
+    # a cap, a validator counts what is held plus what it admitted earlier that still waits for
+    # the lock (`_admitted`): a handler counts itself from its first step — in the same task as
+    # its validator, before anything yields — until it holds the lock, where it appends before
+    # it awaits anything. Pure state, no commands: replay-safe.
+
+    @asynccontextmanager
+    async def _lock_admitted(self, what: str) -> AsyncIterator[None]:
+        self._admitted[what] += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._admitted[what] -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _require_room(self, what: str, held: int, cap: int) -> None:
+        if held + self._admitted[what] >= cap:
+            raise refuse(Refusal.VALIDATION_ERROR, f"a dispute holds at most {cap} {what}")
 
     def _require_exact(self, release_to_creator: int, refund_to_brand: int) -> None:
         if release_to_creator + refund_to_brand != self.dispute.disputed_amount:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.auth import CurrentParty, CurrentPrincipal, Principal
@@ -24,6 +25,7 @@ from api.views import campaign_view, dispute_view
 from config import Settings
 from db.models import (
     DisputeRecord,
+    EvidenceText,
     Message,
     Party,
     TimelineEvent,
@@ -33,6 +35,8 @@ from db.models import (
 )
 from domain.contract import canonical_json, rfc3339, sha256_hex
 from domain.dispute import (
+    MAX_EVIDENCE_ITEMS,
+    TEXT_KINDS,
     AcceptOffer,
     AddEvidence,
     AssignMediator,
@@ -219,10 +223,9 @@ async def list_disputes(
 
 @router.get("/v1/disputes/{dispute_id}")
 async def get_dispute(
-    record: VisibleDispute, principal: CurrentPrincipal, temporal: TemporalDep
+    record: VisibleDispute, principal: CurrentPrincipal, request: Request, temporal: TemporalDep
 ) -> dict[str, Any]:
-    state = await query_state(temporal, workflow_id(record.id))
-    dispute = state if state is not None else record.snapshot
+    dispute = await dispute_view(request, temporal, record.id)  # evidence texts put back
     return dispute if reads_content(principal, record) else queue_summary(dispute)
 
 
@@ -433,6 +436,28 @@ def _too_large(settings: Settings) -> str:
     return f"evidence files are limited to {settings.evidence_max_bytes} bytes"
 
 
+async def _store_text(session, text: str) -> str:
+    """Content-addressed, as files are: the workflow gets only the digest (issue #11), and
+    identical texts are stored once. Written before the Update, so every read finds it."""
+    digest = sha256_hex(text.encode())
+    if await session.get(EvidenceText, digest) is None:
+        try:
+            async with session.begin_nested():
+                session.add(EvidenceText(sha256=digest, text=text))
+        except IntegrityError:
+            pass  # a concurrent request stored the same text
+    await session.commit()
+    return digest
+
+
+async def _check_room(temporal, record: DisputeRecord) -> None:
+    """The workflow's cap, checked before anything is stored (the workflow checks again)."""
+    state = await query_state(temporal, workflow_id(record.id))
+    if state is not None and len(state.get("evidence", [])) >= MAX_EVIDENCE_ITEMS:
+        detail = f"a dispute holds at most {MAX_EVIDENCE_ITEMS} evidence items"
+        raise ProblemError(422, "validation_error", detail)
+
+
 async def _json_item(body: EvidenceBody, record: DisputeRecord, session) -> EvidenceItem:
     text = body.text
     if body.kind == "link" and body.url:
@@ -455,13 +480,15 @@ async def _json_item(body: EvidenceBody, record: DisputeRecord, session) -> Evid
     else:
         field = {"link": "url", "text": "text", "message": "message_id"}[body.kind]
         raise ProblemError(422, "validation_error", f"{field}: required for {body.kind} evidence")
+    # A text or quote is stored before the Update is sent; a link is its URL.
+    digest = await _store_text(session, text) if body.kind in TEXT_KINDS else None
     return EvidenceItem(
         id="",
         kind=body.kind,
         submitted_by="",
         at=utcnow(),
         description=body.description,
-        sha256=sha256_hex(content.encode()),
+        sha256=digest or sha256_hex(content.encode()),
         url=body.url,
         text=text,
         message_id=body.message_id,
@@ -482,6 +509,7 @@ async def add_evidence(
         raise ProblemError(
             403, "forbidden", "only the parties and the assigned mediator add evidence"
         )
+    await _check_room(temporal, record)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         item = await _store_file(request, settings)
     else:
@@ -493,7 +521,8 @@ async def add_evidence(
         item = await _json_item(body, record, session)
     item.id = "evd_" + secrets.token_hex(8)
     item.submitted_by = principal.id
-    arg = AddEvidence(actor_id=principal.id, item=item)
+    # The text is stored (by its sha256); the workflow and its history get the metadata only.
+    arg = AddEvidence(actor_id=principal.id, item=item.model_copy(update={"text": None}))
     await send_update(temporal, workflow_id(record.id), "add_evidence", arg, request=request)
     return item.model_dump(mode="json")
 
@@ -503,6 +532,7 @@ async def get_evidence(
     evidence_id: str,
     record: VisibleDispute,
     principal: CurrentPrincipal,
+    request: Request,
     settings: SettingsDep,
     temporal: TemporalDep,
 ):
@@ -511,7 +541,7 @@ async def get_evidence(
         principal.is_admin or _is_party(principal, record) or principal.id == record.mediator_id
     ):
         raise ProblemError(404, "not_found", "No such evidence")
-    state = await query_state(temporal, workflow_id(record.id)) or record.snapshot
+    state = await dispute_view(request, temporal, record.id)  # texts put back
     item = next((e for e in state.get("evidence", []) if e["id"] == evidence_id), None)
     if item is None:
         raise ProblemError(404, "not_found", "No such evidence")
@@ -549,7 +579,7 @@ async def case_file(
         raise ProblemError(
             403, "forbidden", "the case file is for the parties and the assigned mediator"
         )
-    dispute = await query_state(temporal, workflow_id(record.id)) or record.snapshot
+    dispute = await dispute_view(request, temporal, record.id)  # evidence texts put back
     campaign = await campaign_view(request, temporal, record.campaign_id)
     events = (
         await session.exec(
