@@ -24,13 +24,13 @@ log = logging.getLogger("parley.worker")
 
 
 def build_worker(
-    client: Client, settings: Settings, sessionmaker, task_queue: str | None = None
+    client: Client, settings: Settings, sessionmaker, task_queue: str | None = None, rail=None
 ) -> Worker:
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        activities=build_activities(settings, sessionmaker),
+        activities=build_activities(settings, sessionmaker, rail),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         interceptors=[AuthorityInterceptor(settings.authority_key)],

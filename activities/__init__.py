@@ -9,15 +9,17 @@ from activities.payments import PaymentActivities
 from activities.records import RecordActivities
 
 
-def build_activities(settings, sessionmaker) -> list[Callable]:
-    """Every activity, bound to its dependencies."""
-    payments = PaymentActivities(settings, sessionmaker)
+def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
+    """Every activity, bound to its dependencies (`rail`: tests put a stand-in there)."""
+    payments = PaymentActivities(settings, sessionmaker, rail)
     records = RecordActivities(settings, sessionmaker)
     notifications = NotificationActivities(settings, sessionmaker)
     return [
         payments.fund_campaign,
         payments.release_funds,
         payments.refund_funds,
+        payments.settle_funding,
+        payments.find_funding,
         records.record_campaign_change,
         records.record_dispute_change,
         notifications.deliver_notifications,

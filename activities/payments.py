@@ -25,7 +25,14 @@ from sqlmodel import select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.rails import PaymentDeclined, Rail, RailRefused, SandboxRail, StripeRail
+from activities.rails import (
+    Charge,
+    PaymentDeclined,
+    Rail,
+    RailRefused,
+    SandboxRail,
+    StripeRail,
+)
 from config import Settings
 from db.models import LedgerEntry, Party, utcnow
 from domain.payments import (
@@ -35,6 +42,7 @@ from domain.payments import (
     Movement,
     RefundFunds,
     ReleaseFunds,
+    SettleFunding,
 )
 
 # ApplicationError types of programming errors in the caller: retrying cannot fix them.
@@ -53,13 +61,15 @@ class LedgerKind(StrEnum):
 
 
 class LedgerState(StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # written before the rail call: its outcome not seen yet
+    SETTLING = "settling"  # a charge the rail accepted but has not settled (`processing`)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
 
 
-# One leg's rail call, given the leg's idempotency key; answers the rail's object id.
-RailCall = Callable[[str], Awaitable[str]]
+# One leg's rail call, given the leg's idempotency key and whether an earlier attempt under
+# it may have reached the rail; answers the rail's object id and whether it is settling.
+RailCall = Callable[[str, bool], Awaitable[Charge]]
 
 
 def build_rail(settings: Settings, sessionmaker) -> Rail:
@@ -86,6 +96,7 @@ def _movement(entry: LedgerEntry) -> Movement:
         rail=entry.rail,
         reference=entry.rail_reference or "",
         amount=entry.amount,
+        settling=entry.state == LedgerState.SETTLING,
     )
 
 
@@ -120,10 +131,14 @@ class PaymentActivities:
 
     @activity.defn
     async def fund_campaign(self, req: FundCampaign) -> Movement:
-        async def charge(key: str) -> str:
+        async def charge(key: str, tried_before: bool) -> Charge:
+            # After an attempt whose answer was lost, look first: Stripe forgets a key after
+            # 24 h, and charging again under it then would charge twice.
+            if tried_before and (found := await self.rail.find_charge(key)) is not None:
+                return found
             description = f"Parley campaign {req.campaign_id}"
             return await self.rail.charge(
-                key, req.amount, req.currency, req.payment_method, description
+                key, req.amount, req.currency, req.payment_method, description, req.campaign_id
             )
 
         entry = self._entry(req.idempotency_key, req, LedgerKind.FUND, req.amount)
@@ -136,11 +151,12 @@ class PaymentActivities:
         accounts = await self._stripe_accounts(req.creator_id, req.agency_id)
 
         def transfer_to(party_id: str, amount: int):
-            async def transfer(key: str) -> str:
+            async def transfer(key: str, _: bool) -> Charge:
                 account = accounts.get(party_id)
-                return await self.rail.transfer(
+                reference = await self.rail.transfer(
                     key, amount, req.currency, party_id, account, req.campaign_id
                 )
+                return reference, False
 
             return transfer
 
@@ -169,10 +185,54 @@ class PaymentActivities:
         # leaves no pending entry behind.
         charge_reference = await self._funding_reference(req.campaign_id)
 
-        async def refund(key: str) -> str:
-            return await self.rail.refund(key, charge_reference, req.amount)
+        async def refund(key: str, _: bool) -> Charge:
+            return await self.rail.refund(key, charge_reference, req.amount), False
 
         return await self._leg(req, LedgerKind.REFUND, req.idempotency_key, req.amount, refund)
+
+    @activity.defn
+    async def settle_funding(self, req: SettleFunding) -> None:
+        """The rail's final word on a charge that was settling or went unanswered."""
+        state = LedgerState.SUCCEEDED if req.succeeded else LedgerState.FAILED
+        await self._settle_row(req.idempotency_key, state, req.reference, req.reason)
+
+    @activity.defn
+    async def find_funding(self, req: FundCampaign) -> Movement | None:
+        """A charge whose answer was never seen, looked up at the rail when its campaign
+        would otherwise end: found, it is booked (the workflow then refunds it); not found,
+        its row fails, as nothing was charged."""
+        found = await self.rail.find_charge(req.idempotency_key)
+        key = req.idempotency_key
+        if found is None:
+            await self._settle_row(key, LedgerState.FAILED, None, "never reached the rail")
+            return None
+        reference, settling = found
+        state = LedgerState.SETTLING if settling else LedgerState.SUCCEEDED
+        await self._settle_row(key, state, reference, "")
+        entry = await self._entry_for(key)
+        return _movement(entry) if entry else None
+
+    async def _settle_row(
+        self, key: str, state: LedgerState, reference: str | None, reason: str
+    ) -> None:
+        values: dict = {
+            "state": state,
+            "updated_at": utcnow(),
+            "error": (reason or "failed at the rail") if state == LedgerState.FAILED else None,
+        }
+        if reference:
+            values["rail_reference"] = reference
+        async with self.sessionmaker() as session:
+            # Only an open row moves: a repeated event finds it final and changes nothing.
+            await session.exec(
+                update(LedgerEntry)
+                .where(
+                    LedgerEntry.idempotency_key == key,
+                    LedgerEntry.state.in_((LedgerState.PENDING, LedgerState.SETTLING)),
+                )
+                .values(**values)
+            )
+            await session.commit()
 
     # --- the ledger discipline ------------------------------------------------------------
 
@@ -209,8 +269,8 @@ class PaymentActivities:
 
     async def _move(self, entry: LedgerEntry, call_rail: RailCall | None) -> Movement:
         """`call_rail` None: nothing to send (a zero amount, the fee kept), only recorded."""
-        entry = await self._begin(entry)
-        if entry.state == LedgerState.SUCCEEDED:
+        entry, fresh = await self._begin(entry)
+        if entry.state in (LedgerState.SUCCEEDED, LedgerState.SETTLING):
             return _movement(entry)
         if entry.state == LedgerState.FAILED:
             # A refused key stays refused: the workflow asks again under a new key.
@@ -218,10 +278,10 @@ class PaymentActivities:
                 raise _declined(entry.error or "payment declined")
             raise _refused(entry.error or "refused by the rail")
         key = entry.idempotency_key
-        reference = None
+        reference, settling = None, False
         if call_rail is not None:
             try:
-                reference = await call_rail(key)
+                reference, settling = await call_rail(key, not fresh)
             except PaymentDeclined as err:
                 await self._finish(key, LedgerState.FAILED, error=str(err))
                 raise _declined(str(err)) from err
@@ -231,7 +291,8 @@ class PaymentActivities:
             # Anything else propagates with the entry still pending: Temporal retries, and
             # the rail answers the same key with the same movement.
             self._fault_kill_after_rail(key)
-        entry = await self._finish(key, LedgerState.SUCCEEDED, rail_reference=reference)
+        state = LedgerState.SETTLING if settling else LedgerState.SUCCEEDED
+        entry = await self._finish(key, state, rail_reference=reference)
         return _movement(entry)
 
     async def _creator_key(self, key: str) -> str:
@@ -245,15 +306,15 @@ class PaymentActivities:
             query = select(LedgerEntry).where(LedgerEntry.idempotency_key == key)
             return (await session.exec(query)).first()
 
-    async def _begin(self, entry: LedgerEntry) -> LedgerEntry:
-        """The entry for this key: inserted `pending`, or the one already there."""
+    async def _begin(self, entry: LedgerEntry) -> tuple[LedgerEntry, bool]:
+        """The entry for this key: inserted `pending` (fresh), or the one already there."""
         key = entry.idempotency_key
         wanted = _request_fields(entry)
         async with self.sessionmaker() as session:
             session.add(entry)
             try:
                 await session.commit()
-                return entry
+                return entry, True
             except IntegrityError:
                 # A retry, or a concurrent attempt with the same key inserted it first.
                 await session.rollback()
@@ -265,7 +326,7 @@ class PaymentActivities:
                 type=IDEMPOTENCY_KEY_REUSED,
                 non_retryable=True,
             )
-        return existing
+        return existing, False
 
     async def _finish(self, key: str, state: LedgerState, **values: str | None) -> LedgerEntry:
         async with self.sessionmaker() as session:

@@ -47,12 +47,26 @@ STRIPE_REFUSALS = (
 SANDBOX_BLOCKED_ACCOUNT_PREFIX = "acct_blocked"
 
 
+# A charge's outcome: the rail's id for it, and whether it is still settling.
+Charge = tuple[str, bool]
+
+
 class Rail(Protocol):
     name: str
 
     async def charge(
-        self, key: str, amount: int, currency: str, payment_method: str, description: str
-    ) -> str: ...
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        description: str,
+        campaign_id: str,
+    ) -> Charge: ...
+
+    async def find_charge(self, key: str) -> Charge | None:
+        """The charge made under `key`, looked up by what it carries (not by the key's
+        idempotency, which Stripe forgets after 24 h); None if it was never made."""
 
     async def transfer(
         self,
@@ -73,6 +87,11 @@ def is_declined_test_method(payment_method: str) -> bool:
     return "chargeDeclined" in payment_method
 
 
+def is_settling_test_method(payment_method: str) -> bool:
+    # A method that settles later (a bank debit: `processing` on Stripe) in the sandbox.
+    return "processing" in payment_method.lower()
+
+
 class SandboxRail:
     """The embedded rail: no network, its book is the `sandbox_movement` table.
 
@@ -86,11 +105,26 @@ class SandboxRail:
         self.sessionmaker = sessionmaker
 
     async def charge(
-        self, key: str, amount: int, currency: str, payment_method: str, description: str
-    ) -> str:
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        description: str,
+        campaign_id: str,
+    ) -> Charge:
         if is_declined_test_method(payment_method):
             raise PaymentDeclined(f"Your card was declined ({payment_method}).")
-        return await self._book(key, "charge", "ch", amount, currency, None)
+        reference = await self._book(key, "charge", "ch", amount, currency, None)
+        return reference, is_settling_test_method(payment_method)
+
+    async def find_charge(self, key: str) -> Charge | None:
+        async with self.sessionmaker() as session:
+            query = select(SandboxMovement).where(
+                SandboxMovement.idempotency_key == key, SandboxMovement.kind == "charge"
+            )
+            found = (await session.exec(query)).first()
+        return (found.reference, False) if found else None
 
     async def transfer(
         self,
@@ -167,8 +201,14 @@ class StripeRail:
         )
 
     async def charge(
-        self, key: str, amount: int, currency: str, payment_method: str, description: str
-    ) -> str:
+        self,
+        key: str,
+        amount: int,
+        currency: str,
+        payment_method: str,
+        description: str,
+        campaign_id: str,
+    ) -> Charge:
         try:
             intent = await self.client.v1.payment_intents.create_async(
                 {
@@ -178,17 +218,43 @@ class StripeRail:
                     # Card only, confirmed now: no redirect-based methods for a server charge.
                     "payment_method_types": ["card"],
                     "confirm": True,
-                    # In metadata rather than `description`, which localstripe rejects.
-                    "metadata": {"idempotency_key": key, "description": description},
+                    # In metadata rather than `description`, which localstripe rejects; the
+                    # key and campaign let a late or forgotten charge be found and applied.
+                    "metadata": {
+                        "idempotency_key": key,
+                        "campaign_id": campaign_id,
+                        "description": description,
+                    },
                 },
                 {"idempotency_key": key},
             )
         except stripe.CardError as err:
             raise PaymentDeclined(err.user_message or str(err)) from err
-        # `processing` is an asynchronous method still settling; the webhook confirms it.
-        if intent.status not in ("succeeded", "processing"):
-            raise PaymentDeclined(f"payment {intent.id} ended {intent.status}")
-        return intent.id
+        # `processing` (a method still settling) and `requires_action` (the brand must
+        # authenticate) are funding_pending: the webhook confirms or fails them (SPEC §9).
+        if intent.status == "succeeded":
+            return intent.id, False
+        if intent.status in ("processing", "requires_action"):
+            return intent.id, True
+        raise PaymentDeclined(f"payment {intent.id} ended {intent.status}")
+
+    async def find_charge(self, key: str) -> Charge | None:
+        # Stripe's search is eventually consistent (about a minute): a charge made seconds
+        # ago may not show yet, which is why this runs at expiry, not right after a timeout.
+        try:
+            found = await self.client.v1.payment_intents.search_async(
+                {"query": f"metadata['idempotency_key']:'{key}'"}
+            )
+        except stripe.InvalidRequestError:
+            # Search unavailable (localstripe has none): charging again under the same key
+            # is still deduplicated by Stripe within its 24 h.
+            return None
+        for intent in found.data:
+            if intent.status == "succeeded":
+                return intent.id, False
+            if intent.status in ("processing", "requires_action"):
+                return intent.id, True
+        return None
 
     async def transfer(
         self,

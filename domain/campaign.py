@@ -24,6 +24,9 @@ HISTORY_LIMIT = 5_000
 class CampaignStatus(StrEnum):
     AWAITING_ACCEPTANCE = "awaiting_acceptance"
     AWAITING_FUNDING = "awaiting_funding"
+    # The charge was accepted but is still settling (a PaymentIntent `processing`): not funded
+    # until the rail confirms it (SPEC §9).
+    FUNDING_PENDING = "funding_pending"
     ACTIVE = "active"
     COMPLETED = "completed"
     DECLINED = "declined"
@@ -196,6 +199,15 @@ class SubmitReview(Action):
     comment: str = Field(default="", max_length=5000)
 
 
+class FundingSettled(BaseModel):
+    """The rail's word on a charge that was settling or went unanswered (Stripe's
+    `payment_intent.succeeded` / `payment_intent.payment_failed`)."""
+
+    reference: str = Field(min_length=1, max_length=255)
+    succeeded: bool
+    reason: str = Field(default="", max_length=500)
+
+
 class RetryPayouts(BaseModel):
     """Admin, or the rail saying an account can now be paid: blocked payouts go again."""
 
@@ -323,6 +335,10 @@ class CampaignState(Parties):
     fund_by: datetime | None = None
     funded_at: datetime | None = None
     fund_attempts: int = 0
+    # The charge in flight: settling (`funding_pending`), or one whose outcome was not seen
+    # (the rail did not answer in time). Its key and, once known, the rail's reference.
+    funding_key: str | None = None
+    funding_reference: str | None = None
     ended_at: datetime | None = None
     reviews_close_at: datetime | None = None
     reviews_closed: bool = False

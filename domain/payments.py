@@ -58,3 +58,15 @@ class Movement(BaseModel):
     rail: str
     reference: str
     amount: int
+    # A charge the rail accepted but has not settled (`processing`): not money yet.
+    settling: bool = False
+
+
+class SettleFunding(BaseModel):
+    """The rail's final word on a settling or unanswered charge, for its ledger row."""
+
+    idempotency_key: str
+    campaign_id: str
+    reference: str
+    succeeded: bool
+    reason: str = ""

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         Deliverable,
         DeliverableAction,
         DeliverableStatus,
+        FundingSettled,
         FundRequest,
         NewCampaign,
         RequestChanges,
@@ -63,12 +64,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
     from domain.payments import (
+        DEFAULT_PAYMENT_METHOD,
         PAYMENT_DECLINED,
         RAIL_REFUSED,
         FundCampaign,
         Movement,
         RefundFunds,
         ReleaseFunds,
+        SettleFunding,
     )
     from domain.records import RECORD_CAMPAIGN_CHANGE, CampaignChange, TimelineEntry
 
@@ -84,6 +87,7 @@ DISPUTE_ABANDONED_ON_CLOSE = "dispute-abandoned-on-close"
 FREEZE_PAUSES_TIMERS = "freeze-pauses-timers"
 REFUND_RESUMED_AFTER_CANCELLATION = "refund-resumed-after-cancellation"
 DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
+FIND_UNANSWERED_FUNDING = "find-unanswered-funding"
 
 
 @workflow.defn
@@ -194,16 +198,9 @@ class CampaignWorkflow:
                 f":{state.fund_attempts + 1}" if state.fund_attempts else ""
             )
             try:
-                await workflow.execute_activity(
+                movement = await workflow.execute_activity(
                     "fund_campaign",
-                    FundCampaign(
-                        idempotency_key=key,
-                        campaign_id=state.id,
-                        brand_id=state.brand_id,
-                        amount=state.budget,
-                        currency=state.currency,
-                        payment_method=req.payment_method,
-                    ),
+                    self._funding(key, req.payment_method),
                     result_type=Movement,
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=FUNDING_DEADLINE,
@@ -218,15 +215,94 @@ class CampaignWorkflow:
                     raise refuse(
                         Refusal.PAYMENT_FAILED, "the payment method was declined"
                     ) from None
+                # The charge may yet go through: its key is kept, so the rail's word on it
+                # (a webhook, or a lookup before the campaign expires) is applied (SPEC §9).
+                state.funding_key = key
                 raise refuse(
                     Refusal.PAYMENT_UNAVAILABLE, "the payment rail did not answer; retry later"
                 ) from None
-            now = workflow.now()
-            state.escrow = state.escrow.fund(state.budget)
-            state.phase = CampaignStatus.ACTIVE
-            state.funded_at = now
+            if movement.settling:
+                state.phase = CampaignStatus.FUNDING_PENDING
+                state.funding_key, state.funding_reference = key, movement.reference
+                await self._changed(
+                    "campaign.funding_pending",
+                    req.actor_id,
+                    {"reference": movement.reference},
+                    notify=[state.brand_id],
+                )
+                return self.acknowledged()
+            self._funded()
             await self._changed("campaign.funded", req.actor_id, {"amount": state.budget})
         return self.acknowledged()
+
+    def _funding(self, key: str, payment_method: str) -> FundCampaign:
+        state = self.campaign
+        return FundCampaign(
+            idempotency_key=key,
+            campaign_id=state.id,
+            brand_id=state.brand_id,
+            amount=state.budget,
+            currency=state.currency,
+            payment_method=payment_method,
+        )
+
+    def _funded(self) -> None:
+        state = self.campaign
+        state.escrow = state.escrow.fund(state.budget)
+        state.phase = CampaignStatus.ACTIVE
+        state.funded_at = workflow.now()
+        state.funding_key = state.funding_reference = None
+
+    @workflow.update
+    async def funding_settled(self, req: FundingSettled) -> dict[str, Any]:
+        """The rail's word on a charge that was settling or went unanswered (Stripe's
+        `payment_intent.succeeded` / `payment_failed`): funded, or back to awaiting funding."""
+        async with self._lock:
+            self._check_funding_settled(req)
+            state = self.campaign
+            await workflow.execute_activity(
+                "settle_funding",
+                SettleFunding(
+                    idempotency_key=state.funding_key or "",
+                    campaign_id=state.id,
+                    reference=req.reference,
+                    succeeded=req.succeeded,
+                    reason=req.reason,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=MONEY_RETRY,
+            )
+            if req.succeeded:
+                self._funded()
+                await self._changed("campaign.funded", None, {"amount": state.budget})
+            else:
+                # A failed charge: the brand may fund again, under a new key, with a full
+                # funding window from now.
+                state.phase = CampaignStatus.AWAITING_FUNDING
+                state.fund_attempts += 1
+                state.funding_key = state.funding_reference = None
+                now = workflow.now()
+                state.fund_by = max(state.fund_by or now, now + state.terms.funding_window)
+                await self._changed(
+                    "campaign.funding_failed",
+                    None,
+                    {"reason": req.reason},
+                    notify=[state.brand_id],
+                )
+        return self.acknowledged()
+
+    @funding_settled.validator
+    def _check_funding_settled(self, req: FundingSettled) -> None:
+        state = self.campaign
+        if state.phase == CampaignStatus.FUNDING_PENDING:
+            if req.reference != state.funding_reference:
+                raise refuse(
+                    Refusal.INVALID_STATE, f"{req.reference} is not this campaign's charge"
+                )
+            return
+        if state.phase == CampaignStatus.AWAITING_FUNDING and state.funding_key:
+            return  # a charge whose answer was lost: the rail's word settles it
+        raise refuse(Refusal.INVALID_STATE, f"no charge is settling ({state.phase.value})")
 
     @fund.validator
     def _check_fund(self, req: FundRequest) -> None:
@@ -335,6 +411,12 @@ class CampaignWorkflow:
         async with self._lock:
             side = self._check_cancel(req)
             state = self.campaign
+            unanswered = state.phase == CampaignStatus.AWAITING_FUNDING and state.funding_key
+            if unanswered and workflow.patched(FIND_UNANSWERED_FUNDING):
+                if await self._found_unanswered_funding():
+                    raise refuse(
+                        Refusal.INVALID_STATE, "the charge is still settling; cancel once it has"
+                    )
             if state.phase != CampaignStatus.ACTIVE:
                 self._end(CampaignStatus.CANCELLED)
                 await self._changed("campaign.cancelled", req.actor_id, {"by": side})
@@ -694,6 +776,9 @@ class CampaignWorkflow:
             await self._changed("campaign.expired", None, {"waiting_for": "acceptance"})
             return
         if state.phase == CampaignStatus.AWAITING_FUNDING and state.fund_by <= now:
+            if state.funding_key and workflow.patched(FIND_UNANSWERED_FUNDING):
+                if await self._found_unanswered_funding():
+                    return
             self._end(CampaignStatus.EXPIRED)
             await self._changed("campaign.expired", None, {"waiting_for": "funding"})
             return
@@ -724,6 +809,33 @@ class CampaignWorkflow:
                 state.ended_at = now
                 state.reviews_close_at = now + state.terms.review_period
                 await self._changed("campaign.completed", None, notify=state.parties())
+
+    async def _found_unanswered_funding(self) -> bool:
+        """Before a campaign expires unfunded, a charge whose answer was lost is looked up:
+        still settling, the campaign waits for it; captured, it is booked and refunded in
+        full, so the brand is never charged for a campaign that did not run."""
+        state = self.campaign
+        found = await workflow.execute_activity(
+            "find_funding",
+            self._funding(state.funding_key or "", DEFAULT_PAYMENT_METHOD),
+            result_type=Movement | None,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=MONEY_RETRY,
+        )
+        state.funding_key = None
+        if found is None:
+            return False
+        if found.settling:
+            state.phase = CampaignStatus.FUNDING_PENDING
+            state.funding_key, state.funding_reference = found.idempotency_key, found.reference
+            await self._changed("campaign.funding_pending", None, {"reference": found.reference})
+            return True
+        self._funded()
+        await self._changed("campaign.funded", None, {"amount": state.budget, "late": True})
+        for item in state.deliverables:
+            await self._refund(item, None)
+        state.phase = CampaignStatus.AWAITING_FUNDING  # it never ran: the caller ends it
+        return False
 
     def _all_final(self) -> bool:
         """An active campaign whose every deliverable is done: time to complete it."""

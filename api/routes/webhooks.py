@@ -16,7 +16,7 @@ from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.temporal import send_update
 from db.models import CampaignRecord, LedgerEntry, Party, StripeEvent, involving
-from domain.campaign import RetryPayouts, SetFrozen
+from domain.campaign import FundingSettled, RetryPayouts, SetFrozen
 
 log = logging.getLogger("parley.webhooks")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -156,10 +156,29 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
                 if err.code != "invalid_state":  # nothing blocked there
                     raise
         return party.id
-    if kind == "payment_intent.succeeded":
-        # Funding is confirmed synchronously by the fund action; this event is informational
-        # unless a campaign is still waiting on an asynchronous charge.
-        campaign_id = (obj.get("metadata") or {}).get("campaign_id")
-        log.info("payment_intent.succeeded %s for campaign %s", obj.get("id"), campaign_id)
+    if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
+        # A charge that was settling (`funding_pending`), or whose answer the fund action
+        # never saw, is settled by the rail's word; one the action already saw is ignored.
+        if not obj.get("id"):
+            return None
+        campaign_id = await _campaign_of_payment(session, obj.get("id")) or (
+            obj.get("metadata") or {}
+        ).get("campaign_id")
+        if campaign_id is None:
+            return None
+        error = obj.get("last_payment_error")
+        reason = (error.get("message") if isinstance(error, dict) else None) or ""
+        settled = FundingSettled(
+            reference=obj["id"],
+            succeeded=kind == "payment_intent.succeeded",
+            reason=str(reason)[:500],
+        )
+        try:
+            await send_update(
+                temporal, f"campaign-{campaign_id}", "funding_settled", settled, request=request
+            )
+        except ProblemError as err:
+            if err.code != "invalid_state":  # nothing settling there: already applied
+                raise
         return campaign_id
     return None

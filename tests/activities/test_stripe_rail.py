@@ -44,8 +44,10 @@ def rail(localstripe_url) -> StripeRail:
 
 async def test_charge_confirms_a_payment_intent(rail):
     key = new_key("fund")
-    reference = await rail.charge(key, 5_000, "eur", DEFAULT_PAYMENT_METHOD, "Parley campaign")
-    assert reference.startswith("pi_")
+    reference, settling = await rail.charge(
+        key, 5_000, "eur", DEFAULT_PAYMENT_METHOD, "Parley campaign", "cmp_1"
+    )
+    assert reference.startswith("pi_") and not settling
     intent = await rail.client.v1.payment_intents.retrieve_async(reference)
     assert (intent.status, intent.amount, intent.currency) == ("succeeded", 5_000, "eur")
     assert intent.metadata["idempotency_key"] == key
@@ -54,11 +56,11 @@ async def test_charge_confirms_a_payment_intent(rail):
 async def test_charge_decline_from_stripe_is_payment_declined(rail):
     # The card localstripe declines at charge time; the SDK sees a real 402 over HTTP.
     with pytest.raises(PaymentDeclined, match="declined"):
-        await rail.charge(new_key("fund"), 5_000, "eur", "pm_card_chargeCustomerFail", "x")
+        await rail.charge(new_key("fund"), 5_000, "eur", "pm_card_chargeCustomerFail", "x", "c")
 
 
 async def test_partial_refunds_of_a_charge(rail):
-    charge = await rail.charge(new_key("fund"), 5_000, "eur", DEFAULT_PAYMENT_METHOD, "x")
+    charge, _ = await rail.charge(new_key("fund"), 5_000, "eur", DEFAULT_PAYMENT_METHOD, "x", "c")
     first = await rail.refund(new_key("refund:0"), charge, 2_000)
     second = await rail.refund(new_key("refund:1"), charge, 1_500)
     assert first.startswith("re_") and second.startswith("re_") and first != second
@@ -195,7 +197,8 @@ async def test_charge_and_refund_requests_are_exact_and_repeat_their_key(fake_st
     fake_stripe.answers["/v1/refunds"] = (200, {"id": "re_1Pinned", "object": "refund"})
     rail = StripeRail(API_KEY, fake_stripe.url)
     for _ in range(2):  # a retry sends the very same request, so Stripe dedupes it
-        assert await rail.charge("cmp_1:fund", 9_000, "eur", "pm_card_visa", "d") == "pi_1Pinned"
+        charged = await rail.charge("cmp_1:fund", 9_000, "eur", "pm_card_visa", "d", "cmp_1")
+        assert charged == ("pi_1Pinned", False)
     assert await rail.refund("cmp_1:refund:2", "pi_1Pinned", 3_000) == "re_1Pinned"
 
     charge = {
@@ -205,6 +208,7 @@ async def test_charge_and_refund_requests_are_exact_and_repeat_their_key(fake_st
         "payment_method_types[0]": "card",
         "confirm": "true",
         "metadata[idempotency_key]": "cmp_1:fund",
+        "metadata[campaign_id]": "cmp_1",
         "metadata[description]": "d",
     }
     assert [(r.path, r.form, r.idempotency_key) for r in fake_stripe.requests] == [
@@ -237,10 +241,10 @@ async def test_stripe_card_decline_is_payment_declined(fake_stripe):
     )
     rail = StripeRail(API_KEY, fake_stripe.url)
     with pytest.raises(PaymentDeclined, match="Your card was declined"):
-        await rail.charge("cmp_1:fund", 9_000, "eur", DECLINED_PAYMENT_METHOD, "d")
+        await rail.charge("cmp_1:fund", 9_000, "eur", DECLINED_PAYMENT_METHOD, "d", "cmp_1")
 
 
-@pytest.mark.parametrize("status", ["requires_payment_method", "requires_action", "canceled"])
+@pytest.mark.parametrize("status", ["requires_payment_method", "canceled"])
 async def test_unfinished_payment_intent_is_payment_declined(fake_stripe, status):
     fake_stripe.answers["/v1/payment_intents"] = (
         200,
@@ -248,7 +252,20 @@ async def test_unfinished_payment_intent_is_payment_declined(fake_stripe, status
     )
     rail = StripeRail(API_KEY, fake_stripe.url)
     with pytest.raises(PaymentDeclined, match=status):
-        await rail.charge("cmp_1:fund", 9_000, "eur", DEFAULT_PAYMENT_METHOD, "d")
+        await rail.charge("cmp_1:fund", 9_000, "eur", DEFAULT_PAYMENT_METHOD, "d", "cmp_1")
+
+
+@pytest.mark.parametrize("status", ["processing", "requires_action"])
+async def test_a_payment_intent_still_settling_is_funding_pending(fake_stripe, status):
+    """SPEC §9: `processing` (a debit settling) and `requires_action` (the brand must
+    authenticate) are not money yet: the webhook settles them."""
+    fake_stripe.answers["/v1/payment_intents"] = (
+        200,
+        {"id": "pi_1", "object": "payment_intent", "status": status},
+    )
+    rail = StripeRail(API_KEY, fake_stripe.url)
+    charged = await rail.charge("cmp_1:fund", 9_000, "eur", DEFAULT_PAYMENT_METHOD, "d", "cmp_1")
+    assert charged == ("pi_1", True)
 
 
 async def test_server_errors_stay_retryable(fake_stripe):
