@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import sys
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -56,6 +57,19 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
+async def post(client: httpx.AsyncClient, path: str, **request: Any) -> httpx.Response:
+    """A POST as a careful client sends it: with an Idempotency-Key, retried with the same key
+    while the API answers 503/429 (an action whose outcome is not known yet, a busy workflow),
+    after the `Retry-After` it names."""
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    for _ in range(30):
+        response = await client.post(path, headers=headers, **request)
+        if response.status_code not in (429, 503):
+            return response
+        await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+    return response
+
+
 async def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
     if response.status_code != status:
         raise BenchError(
@@ -78,14 +92,14 @@ async def run_campaign(brand, creator, creator_id: str, args) -> str:
         "deliverables": [{"title": f"Post {i}", "amount": 1_000} for i in range(args.deliverables)],
         "terms": terms,
     }
-    created = await ok(await brand.post("/v1/campaigns", json=body), 201)
+    created = await ok(await post(brand, "/v1/campaigns", json=body), 201)
     cid = created["id"]
     await ok(
-        await creator.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        await post(
+            creator, f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
         )
     )
-    await ok(await brand.post(f"/v1/campaigns/{cid}/fund", json={}))
+    await ok(await post(brand, f"/v1/campaigns/{cid}/fund", json={}))
     work = {"notes": "n" * MAX_NOTES_CHARS, "metrics": largest_metrics()}
     gate = asyncio.Semaphore(args.concurrency)
 
@@ -94,10 +108,10 @@ async def run_campaign(brand, creator, creator_id: str, args) -> str:
             base = f"/v1/campaigns/{cid}/deliverables/{index}"
             for round_ in range(args.submissions):
                 url = f"https://instagram.com/p/{index}-{round_}"
-                await ok(await creator.post(f"{base}/submit", json={"url": url, **work}))
+                await ok(await post(creator, f"{base}/submit", json={"url": url, **work}))
                 if round_ < args.submissions - 1:
-                    await ok(await brand.post(f"{base}/request-changes", json={"reason": "again"}))
-            await ok(await brand.post(f"{base}/approve"))
+                    await ok(await post(brand, f"{base}/request-changes", json={"reason": "again"}))
+            await ok(await post(brand, f"{base}/approve"))
 
     await asyncio.gather(*(deliver(i) for i in range(args.deliverables)))
     for _ in range(600):
@@ -114,20 +128,20 @@ async def run_dispute(brand, creator, creator_id: str, args) -> str:
         "currency": "eur",
         "deliverables": [{"title": "Post", "amount": 10_000}],
     }
-    created = await ok(await brand.post("/v1/campaigns", json=body), 201)
+    created = await ok(await post(brand, "/v1/campaigns", json=body), 201)
     cid = created["id"]
     await ok(
-        await creator.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+        await post(
+            creator, f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
         )
     )
-    await ok(await brand.post(f"/v1/campaigns/{cid}/fund", json={}))
+    await ok(await post(brand, f"/v1/campaigns/{cid}/fund", json={}))
     filing = {
         "reason": "not delivered",
         "claim": {"release_to_creator": 0, "refund_to_brand": 10_000},
         "statement": "Nothing was posted.",
     }
-    did = (await ok(await brand.post(f"/v1/campaigns/{cid}/disputes", json=filing), 201))["id"]
+    did = (await ok(await post(brand, f"/v1/campaigns/{cid}/disputes", json=filing), 201))["id"]
     for n in range(args.evidence):
         party = brand if n % 2 else creator
         item = {
@@ -135,10 +149,10 @@ async def run_dispute(brand, creator, creator_id: str, args) -> str:
             "description": f"item {n}",
             "text": f"{n} " * (MAX_EVIDENCE_TEXT_CHARS // 4),
         }
-        await ok(await party.post(f"/v1/disputes/{did}/evidence", json=item), 201)
+        await ok(await post(party, f"/v1/disputes/{did}/evidence", json=item), 201)
     await ok(
-        await creator.post(
-            f"/v1/disputes/{did}/respond", json={"statement": "fair", "accept_claim": True}
+        await post(
+            creator, f"/v1/disputes/{did}/respond", json={"statement": "fair", "accept_claim": True}
         )
     )
     return did
