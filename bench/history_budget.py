@@ -60,14 +60,18 @@ def _json(value: Any) -> bytes:
 async def post(client: httpx.AsyncClient, path: str, **request: Any) -> httpx.Response:
     """A POST as a careful client sends it: with an Idempotency-Key, retried with the same key
     while the API answers 503/429 (an action whose outcome is not known yet, a busy workflow),
-    after the `Retry-After` it names."""
+    after the `Retry-After` it names, and after a dropped connection."""
     headers = {"Idempotency-Key": uuid.uuid4().hex}
     for _ in range(30):
-        response = await client.post(path, headers=headers, **request)
+        try:
+            response = await client.post(path, headers=headers, **request)
+        except httpx.TransportError:  # e.g. a kept-alive connection the server just closed
+            await asyncio.sleep(1)
+            continue
         if response.status_code not in (429, 503):
             return response
         await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-    return response
+    return await client.post(path, headers=headers, **request)
 
 
 async def ok(response: httpx.Response, status: int = 200) -> dict[str, Any]:
