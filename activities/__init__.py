@@ -20,6 +20,7 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
         payments.refund_funds,
         payments.settle_funding,
         payments.find_funding,
+        payments.record_chargeback,
         records.record_campaign_change,
         records.record_dispute_change,
         notifications.deliver_notifications,

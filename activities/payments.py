@@ -40,6 +40,7 @@ from domain.payments import (
     RAIL_REFUSED,
     FundCampaign,
     Movement,
+    RecordChargeback,
     RefundFunds,
     ReleaseFunds,
     SettleFunding,
@@ -57,6 +58,7 @@ class LedgerKind(StrEnum):
     RELEASE = "release"  # the creator's transfer
     COMMISSION = "commission"  # the agency's transfer
     FEE = "fee"  # the platform's fee: kept, never transferred
+    CHARGEBACK = "chargeback"  # taken back by the card network (a lost card dispute)
     REFUND = "refund"
 
 
@@ -189,6 +191,14 @@ class PaymentActivities:
             return await self.rail.refund(key, charge_reference, req.amount), False
 
         return await self._leg(req, LedgerKind.REFUND, req.idempotency_key, req.amount, refund)
+
+    @activity.defn
+    async def record_chargeback(self, req: RecordChargeback) -> Movement:
+        async def taken_back(key: str, _: bool) -> Charge:
+            return req.reference, False  # the network moved it; the row holds its dispute id
+
+        entry = self._entry(req.idempotency_key, req, LedgerKind.CHARGEBACK, req.amount)
+        return await self._move(entry, taken_back if req.amount else None)
 
     @activity.defn
     async def settle_funding(self, req: SettleFunding) -> None:

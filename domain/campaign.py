@@ -55,9 +55,15 @@ class DeliverableStatus(StrEnum):
     REFUNDED = "refunded"
     DISPUTED = "disputed"
     SETTLED = "settled"
+    CHARGED_BACK = "charged_back"  # its money went back to the brand by a lost chargeback
 
 
-FINAL = {DeliverableStatus.RELEASED, DeliverableStatus.REFUNDED, DeliverableStatus.SETTLED}
+FINAL = {
+    DeliverableStatus.RELEASED,
+    DeliverableStatus.REFUNDED,
+    DeliverableStatus.SETTLED,
+    DeliverableStatus.CHARGED_BACK,
+}
 # Deliverables whose money is still held and not promised to the creator.
 UNAPPROVED = {
     DeliverableStatus.PENDING,
@@ -214,6 +220,19 @@ class RetryPayouts(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+CardDisputeStatus = Literal["open", "won", "lost"]
+MAX_CARD_DISPUTES = 20  # per campaign: a charge has very few
+
+
+class CardDispute(BaseModel):
+    """The card network's dispute on the funding charge (Stripe `charge.dispute.*`)."""
+
+    dispute_id: str = Field(min_length=1, max_length=255)
+    status: CardDisputeStatus
+    amount: int = Field(ge=0, le=10**12)
+    reason: str = Field(default="", max_length=500)
+
+
 class SetFrozen(BaseModel):
     """Admin or payment-rail freeze (charge dispute on the funding charge)."""
 
@@ -347,8 +366,12 @@ class CampaignState(Parties):
     cancellation: Cancellation | None = None
     dispute_id: str | None = None
     disputes_filed: int = 0
-    frozen: bool = False
+    frozen: bool = False  # some hold is on: the admin's or a card dispute's
     frozen_reason: str | None = None
+    # Each hold by its source ("admin", "card:dp_…"), so lifting one leaves the others; and
+    # what each card dispute on the funding charge last said (out-of-order events, SPEC §9).
+    holds: dict[str, str] = Field(default_factory=dict)
+    card_disputes: dict[str, str] = Field(default_factory=dict)
     # Bumped by `retry_payouts`; a refused refund or settlement leg waits for it (SPEC §2).
     payout_retries: int = 0
     parked_payout: str | None = None  # what such a leg is and why the rail refused it

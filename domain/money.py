@@ -85,6 +85,8 @@ class Escrow(BaseModel):
     agency_commission: int = Field(default=0, ge=0)
     platform_fee: int = Field(default=0, ge=0)
     refunded_to_brand: int = Field(default=0, ge=0)
+    # Taken back from the escrow by the card network (a lost chargeback, SPEC §9).
+    charged_back: int = Field(default=0, ge=0)
 
     @property
     def is_exact(self) -> bool:
@@ -94,6 +96,7 @@ class Escrow(BaseModel):
             self.agency_commission,
             self.platform_fee,
             self.refunded_to_brand,
+            self.charged_back,
         )
         return all(p >= 0 for p in (self.funded, *parts)) and self.funded == sum(parts)
 
@@ -122,6 +125,13 @@ class Escrow(BaseModel):
                 "agency_commission": self.agency_commission + split.agency_commission,
                 "platform_fee": self.platform_fee + split.platform_fee,
             }
+        )
+
+    def charge_back(self, amount: int) -> Escrow:
+        """Move `amount` out of held to what the card network took back."""
+        self._check_out("chargeback", amount)
+        return self.model_copy(
+            update={"held": self.held - amount, "charged_back": self.charged_back + amount}
         )
 
     def refund(self, amount: int) -> Escrow:

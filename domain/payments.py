@@ -70,3 +70,14 @@ class SettleFunding(BaseModel):
     reference: str
     succeeded: bool
     reason: str = ""
+
+
+class RecordChargeback(BaseModel):
+    """A lost card dispute: the network returned `amount` of the funding charge to the brand.
+    Booked as its own ledger row (no rail call: the network already moved the money)."""
+
+    idempotency_key: str  # "{campaign_id}:chargeback:{dispute_id}"
+    campaign_id: str
+    currency: str
+    amount: int
+    reference: str  # the rail's dispute id

@@ -36,12 +36,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.campaign import (
         DISPUTABLE,
         FINAL,
+        MAX_CARD_DISPUTES,
         UNAPPROVED,
         AcceptCampaign,
         Action,
         CampaignState,
         CampaignStatus,
         Cancellation,
+        CardDispute,
         Deliverable,
         DeliverableAction,
         DeliverableStatus,
@@ -69,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         RAIL_REFUSED,
         FundCampaign,
         Movement,
+        RecordChargeback,
         RefundFunds,
         ReleaseFunds,
         SettleFunding,
@@ -88,6 +91,8 @@ FREEZE_PAUSES_TIMERS = "freeze-pauses-timers"
 REFUND_RESUMED_AFTER_CANCELLATION = "refund-resumed-after-cancellation"
 DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
 FIND_UNANSWERED_FUNDING = "find-unanswered-funding"
+# A hold set before holds had sources: either kind of lifting lifts it.
+LEGACY_HOLD = "legacy"
 
 
 @workflow.defn
@@ -603,6 +608,17 @@ class CampaignWorkflow:
             )
             self._check_not_stranded()
             return
+        if not items:
+            # A lost chargeback already took the disputed money back to the brand: the
+            # decision has nothing left to move.
+            state.dispute_id = None
+            await self._changed(
+                "campaign.dispute_ended",
+                None,
+                {"dispute_id": result.dispute_id, "ended": "charged_back"},
+                notify=state.parties(),
+            )
+            return
         data: dict[str, Any] = {"dispute_id": result.dispute_id, "by": outcome.by}
         if outcome.release_to_creator:
             split = await self._pay_creator(
@@ -650,39 +666,160 @@ class CampaignWorkflow:
 
     @workflow.update
     async def set_frozen(self, req: SetFrozen) -> dict[str, Any]:
+        """The admin's hold (the API's /freeze and /unfreeze). A card dispute's hold is its
+        own (`card_dispute`): lifting one leaves the other."""
         async with self._lock:
             self._check_set_frozen(req)
-            if workflow.patched(FREEZE_PAUSES_TIMERS):
-                # One freeze rule: a freeze pauses deliverable timers exactly as a dispute
-                # does, so nobody is overdue or auto-approved while the parties are blocked.
-                now = workflow.now()
-                for item in self.campaign.deliverables:
-                    if item.status == DeliverableStatus.DISPUTED:
-                        continue  # its dispute paused it and resumes it
-                    if req.frozen and item.paused_remaining is None:
-                        _pause_timer(item, now)
-                    elif not req.frozen and item.paused_remaining is not None:
-                        _restart_timer(item, now)
-            self.campaign.frozen = req.frozen
-            self.campaign.frozen_reason = req.reason or None if req.frozen else None
-            kind = "campaign.frozen" if req.frozen else "campaign.unfrozen"
-            await self._changed(
-                kind,
-                None,
-                {"reason": req.reason},
-                notify=self.campaign.parties(),
-                notify_roles=["mediator"],
-            )
+            if req.frozen:
+                await self._hold("admin", req.reason or "frozen by the platform")
+            else:
+                await self._lift(*[s for s in self._holds() if s in ("admin", LEGACY_HOLD)])
         return self.acknowledged()
 
     @set_frozen.validator
     def _check_set_frozen(self, req: SetFrozen) -> None:
         if self.campaign.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
             raise refuse(Refusal.INVALID_STATE, f"campaign is {self.campaign.phase.value}")
-        if self.campaign.frozen == req.frozen:
+        held = {"admin", LEGACY_HOLD} & set(self._holds())
+        if bool(held) == req.frozen:
             raise refuse(
                 Refusal.INVALID_STATE, "already frozen" if req.frozen else "campaign is not frozen"
             )
+
+    @workflow.update
+    async def card_dispute(self, req: CardDispute) -> dict[str, Any]:
+        """A card dispute on the funding charge: open → a hold of its own; won → that hold
+        lifts; lost → the money goes back as a chargeback (SPEC §9). Stripe sends events
+        out of order and twice: a dispute's final word is kept, and earlier news ignored."""
+        async with self._lock:
+            self._check_card_dispute(req)
+            state = self.campaign
+            source = f"card:{req.dispute_id}"
+            state.card_disputes[req.dispute_id] = req.status
+            if req.status == "open":
+                await self._hold(source, f"charge dispute {req.dispute_id} ({req.reason})")
+            elif req.status == "won":
+                if not await self._lift(source):  # closed before Stripe said it opened
+                    await self._changed(
+                        "campaign.card_dispute_won", None, {"dispute_id": req.dispute_id}
+                    )
+            else:
+                await self._charge_back(req)
+                await self._lift(source)
+        return self.acknowledged()
+
+    @card_dispute.validator
+    def _check_card_dispute(self, req: CardDispute) -> None:
+        state = self.campaign
+        if not state.funded_at:
+            raise refuse(Refusal.INVALID_STATE, "the campaign was never funded")
+        known = state.card_disputes.get(req.dispute_id)
+        if known in ("won", "lost") or known == req.status:
+            raise refuse(Refusal.INVALID_STATE, f"card dispute {req.dispute_id} is {known}")
+        if known is None and len(state.card_disputes) >= MAX_CARD_DISPUTES:
+            raise refuse(Refusal.VALIDATION_ERROR, "too many card disputes on one campaign")
+
+    def _holds(self) -> dict[str, str]:
+        state = self.campaign
+        if state.frozen and not state.holds:  # frozen before holds had sources
+            return {LEGACY_HOLD: state.frozen_reason or "frozen"}
+        return state.holds
+
+    async def _hold(self, source: str, reason: str) -> None:
+        state = self.campaign
+        first = not state.frozen
+        state.holds = {**self._holds(), source: reason}
+        if first:
+            self._pause_or_restart_timers(frozen=True)
+        state.frozen, state.frozen_reason = True, reason
+        await self._changed(
+            "campaign.frozen",
+            None,
+            {"reason": reason, "source": source},
+            notify=state.parties(),
+            notify_roles=["mediator"],
+        )
+
+    async def _lift(self, *sources: str) -> bool:
+        """Lifts these holds; the campaign thaws once none is left. False: none was on."""
+        state = self.campaign
+        holds = {s: r for s, r in self._holds().items() if s not in sources}
+        if holds == self._holds():
+            return False
+        state.holds = holds
+        if holds:  # another hold stays: still frozen, for its reason
+            state.frozen_reason = next(iter(holds.values()))
+            await self._changed("campaign.hold_lifted", None, {"sources": list(sources)})
+            return True
+        self._pause_or_restart_timers(frozen=False)
+        state.frozen, state.frozen_reason = False, None
+        await self._changed(
+            "campaign.unfrozen",
+            None,
+            {"reason": "", "sources": list(sources)},
+            notify=state.parties(),
+            notify_roles=["mediator"],
+        )
+        return True
+
+    def _pause_or_restart_timers(self, frozen: bool) -> None:
+        if not workflow.patched(FREEZE_PAUSES_TIMERS):
+            return
+        # One freeze rule: a freeze pauses deliverable timers exactly as a dispute does, so
+        # nobody is overdue or auto-approved while the parties are blocked.
+        now = workflow.now()
+        for item in self.campaign.deliverables:
+            if item.status == DeliverableStatus.DISPUTED:
+                continue  # its dispute paused it and resumes it
+            if frozen and item.paused_remaining is None:
+                _pause_timer(item, now)
+            elif not frozen and item.paused_remaining is not None:
+                _restart_timer(item, now)
+
+    async def _charge_back(self, req: CardDispute) -> None:
+        """The card network returned `req.amount` to the brand from the platform's balance.
+        What escrow still held for open deliverables covers it first (those deliverables
+        end `charged_back`, any rest of their money refunded: the campaign cannot go on
+        unfunded); beyond that the platform bears it, and what was owed to the creator
+        for approved work goes to an admin decision — never paid silently."""
+        state = self.campaign
+        open_items = [d for d in state.deliverables if d.status not in FINAL]
+        owed = sum(d.amount for d in open_items if d.status == DeliverableStatus.APPROVED)
+        taken = min(req.amount, state.escrow.held)
+        await workflow.execute_activity(
+            "record_chargeback",
+            RecordChargeback(
+                idempotency_key=f"{state.id}:chargeback:{req.dispute_id}",
+                campaign_id=state.id,
+                currency=state.currency,
+                amount=req.amount,
+                reference=req.dispute_id,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=MONEY_RETRY,
+        )
+        state.escrow = state.escrow.charge_back(taken)
+        for item in open_items:
+            item.status = DeliverableStatus.CHARGED_BACK
+            item.review_due_at = item.clears_at = None
+            item.paused_remaining = item.frozen_from = None
+        rest = state.escrow.held
+        if rest:
+            await self._refund_brand(f"{state.id}:refund:chargeback", rest)
+        await self._changed(
+            "campaign.chargeback_lost",
+            None,
+            {
+                "dispute_id": req.dispute_id,
+                "amount": req.amount,
+                "charged_back": taken,
+                "platform_loss": req.amount - taken,
+                "refunded_rest": rest,
+                "owed_to_creator": owed,
+            },
+            notify=state.parties(),
+            notify_roles=["mediator"],
+        )
 
     # --- reviews --------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.temporal import send_update
 from db.models import CampaignRecord, LedgerEntry, Party, StripeEvent, involving
-from domain.campaign import FundingSettled, RetryPayouts, SetFrozen
+from domain.campaign import CardDispute, FundingSettled, RetryPayouts
 
 log = logging.getLogger("parley.webhooks")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -34,6 +34,7 @@ class RailObject(BaseModel):
     status: str | None = Field(default=None, max_length=255)
     metadata: dict[str, str] | None = None
     payouts_enabled: bool | None = None  # an Account (`account.updated`)
+    amount: int | None = Field(default=None, ge=0)  # a Dispute's
 
 
 class RailEventData(BaseModel):
@@ -93,20 +94,17 @@ async def stripe_webhook(
         first = err.errors()[0]
         where = ".".join(map(str, first["loc"])) or "event"
         raise ProblemError(400, "invalid_event", f"{where}: {first['msg']}") from None
-    event = parsed.model_dump(mode="json")
+    if await session.get(StripeEvent, parsed.id) is not None:
+        return {"received": True, "duplicate": True}
+    # Handled first, recorded after: a crash or timeout in between leaves the event unrecorded,
+    # so Stripe's redelivery handles it again — which changes nothing twice, as every handler
+    # is idempotent in the workflow (a repeated word is refused `invalid_state` and ignored).
+    handled = await _handle(parsed.model_dump(mode="json"), session, temporal, request)
     session.add(StripeEvent(id=parsed.id, type=parsed.type))
     try:
         await session.commit()
-    except IntegrityError:
-        return {"received": True, "duplicate": True}
-    try:
-        handled = await _handle(event, session, temporal, request)
-    except Exception:
-        # Let Stripe redeliver: forget the event so the retry is handled, not deduplicated.
+    except IntegrityError:  # a concurrent delivery of the same event recorded it first
         await session.rollback()
-        await session.delete(await session.get(StripeEvent, event["id"]))
-        await session.commit()
-        raise
     return {"received": True, "handled": handled}
 
 
@@ -114,20 +112,25 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
     obj, kind = event["data"]["object"], event["type"]
     if kind in ("charge.dispute.created", "charge.dispute.closed"):
         campaign_id = await _campaign_of_payment(session, obj.get("payment_intent"))
-        if campaign_id is None:
+        if campaign_id is None or not obj.get("id"):
             return None
-        frozen = kind == "charge.dispute.created"
-        reason = f"charge dispute {obj.get('id')} ({obj.get('reason') or obj.get('status')})"
+        if kind == "charge.dispute.created":
+            status = "open"
+        else:  # `lost`: the network returned the money; anything else closes it in our favour
+            status = "lost" if obj.get("status") == "lost" else "won"
+        amount = obj.get("amount")
+        card = CardDispute(
+            dispute_id=obj["id"],
+            status=status,
+            amount=amount if isinstance(amount, int) and amount >= 0 else 0,
+            reason=str(obj.get("reason") or "")[:500],
+        )
         try:
             await send_update(
-                temporal,
-                f"campaign-{campaign_id}",
-                "set_frozen",
-                SetFrozen(frozen=frozen, reason=reason),
-                request=request,
+                temporal, f"campaign-{campaign_id}", "card_dispute", card, request=request
             )
         except ProblemError as err:
-            if err.code != "invalid_state":  # already in that state: nothing to do
+            if err.code != "invalid_state":  # already known, or its final word already in
                 raise
         return campaign_id
     if kind == "account.updated" and obj.get("payouts_enabled"):

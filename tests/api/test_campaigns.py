@@ -25,6 +25,7 @@ ZERO = {
     "agency_commission": 0,
     "platform_fee": 0,
     "refunded_to_brand": 0,
+    "charged_back": 0,
 }
 
 

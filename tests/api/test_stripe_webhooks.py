@@ -24,18 +24,21 @@ def signed(event: dict, secret: str = STRIPE_WEBHOOK_SECRET, at: int | None = No
     return payload, {"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"}
 
 
-def dispute_event(kind: str, payment_intent: str) -> dict:
+def dispute_event(
+    kind: str, payment_intent: str, dispute_id: str | None = None, **fields
+) -> dict:
     return {
         "id": "evt_" + uuid.uuid4().hex,
         "object": "event",
         "type": kind,
         "data": {
             "object": {
-                "id": "dp_" + uuid.uuid4().hex[:10],
+                "id": dispute_id or "dp_" + uuid.uuid4().hex[:10],
                 "object": "dispute",
                 "payment_intent": payment_intent,
                 "reason": "fraudulent",
                 "status": "needs_response" if kind.endswith("created") else "won",
+                **fields,
             }
         },
     }
@@ -75,7 +78,7 @@ async def test_charge_dispute_freezes_until_closed(api, trio, sessionmaker, make
     cid = campaign["id"]
     reference = await funding_reference(sessionmaker, cid)
 
-    created = dispute_event("charge.dispute.created", reference)
+    created = dispute_event("charge.dispute.created", reference, "dp_1")
     payload, headers = signed(created)
     first = await ok(await api.http.post("/v1/webhooks/stripe", content=payload, headers=headers))
     assert first == {"received": True, "handled": cid}
@@ -98,7 +101,7 @@ async def test_charge_dispute_freezes_until_closed(api, trio, sessionmaker, make
         "invalid_state",
     )
 
-    payload, headers = signed(dispute_event("charge.dispute.closed", reference))
+    payload, headers = signed(dispute_event("charge.dispute.closed", reference, "dp_1"))
     await ok(await api.http.post("/v1/webhooks/stripe", content=payload, headers=headers))
     thawed = await ok(await brand.client.get(f"/v1/campaigns/{cid}"))
     assert thawed["status"] == "active" and thawed["frozen"] is False

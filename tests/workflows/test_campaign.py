@@ -102,6 +102,7 @@ async def test_review_window_auto_approves_then_clearing_releases(env, task_queu
         "agency_commission": 0,
         "platform_fee": 1_000,
         "refunded_to_brand": 0,
+        "charged_back": 0,
     }
     # The workflow stays open for the P14D review period, then ends.
     await env.sleep(timedelta(days=13))

@@ -115,6 +115,7 @@ async def test_no_response_in_p5d_grants_the_claim_by_default(env, task_queue):
         "agency_commission": 0,
         "platform_fee": 300,
         "refunded_to_brand": 12_000,
+        "charged_back": 0,
     }
     assert [d["status"] for d in settled["deliverables"]] == ["settled", "settled"]
     assert settled["status"] == "completed"
@@ -396,6 +397,7 @@ async def test_agency_commission_on_the_creator_side_of_a_settlement(env, task_q
         "agency_commission": 1_851,
         "platform_fee": 1_234,
         "refunded_to_brand": 7_655,
+        "charged_back": 0,
     }
 
 
