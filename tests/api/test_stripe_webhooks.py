@@ -24,9 +24,7 @@ def signed(event: dict, secret: str = STRIPE_WEBHOOK_SECRET, at: int | None = No
     return payload, {"Stripe-Signature": f"t={t},v1={v1}", "Content-Type": "application/json"}
 
 
-def dispute_event(
-    kind: str, payment_intent: str, dispute_id: str | None = None, **fields
-) -> dict:
+def dispute_event(kind: str, payment_intent: str, dispute_id: str | None = None, **fields) -> dict:
     return {
         "id": "evt_" + uuid.uuid4().hex,
         "object": "event",
