@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from datetime import timedelta
 
 from sqlalchemy import delete
@@ -76,10 +77,7 @@ class IdempotencyMiddleware:
         if refusal is not None:
             return await refusal(scope, receive, send)
         record_id = claim.id
-        # Row ids can be reused once deleted (SQLite): the claim's time makes it unique.
-        scope.setdefault("state", {})[CLAIM_STATE] = (
-            f"{claim.id}.{as_utc(claim.created_at).timestamp():.6f}"
-        )
+        scope.setdefault("state", {})[CLAIM_STATE] = claim.token
 
         status = 500
         content_type: str | None = None
@@ -139,7 +137,9 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
     """Insert the claim row, or decide what the duplicate request gets instead."""
     for _ in range(2):
         async with sessionmaker() as session:
-            claim = IdempotencyRecord(scope=caller, key=key, request_hash=fingerprint)
+            claim = IdempotencyRecord(
+                scope=caller, key=key, request_hash=fingerprint, token=secrets.token_hex(16)
+            )
             session.add(claim)
             try:
                 await session.commit()
@@ -165,8 +165,10 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
                     path,
                 )
             if not existing.in_flight and existing.status_code is None:
-                # The last attempt's outcome was unknown: this one runs under the same claim.
+                # The last attempt's outcome was unknown: this one runs under the same claim
+                # (same token, so the same Update), its clock restarted.
                 existing.in_flight = True
+                existing.created_at = utcnow()
                 session.add(existing)
                 await session.commit()
                 await session.refresh(existing)

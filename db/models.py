@@ -86,6 +86,9 @@ class IdempotencyRecord(SQLModel, table=True):
     content_type: str | None = Field(default=None, max_length=255)
     response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     created_at: datetime = _ts()
+    # Part of the Update id (api/temporal.py): new with each claim, kept when a retry takes
+    # over a claim whose outcome was unknown.
+    token: str | None = Field(default=None, max_length=32)
 
 
 class LedgerEntry(SQLModel, table=True):
