@@ -7,6 +7,7 @@ activities in flight (up to the graceful timeout) before exiting.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from datetime import timedelta
@@ -17,6 +18,7 @@ from temporalio.worker import Worker
 from activities import build_activities
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
+from domain.errors import RefusalFailureConverter
 from workflows import WORKFLOWS
 from workflows.authority import AuthorityInterceptor
 
@@ -26,6 +28,11 @@ log = logging.getLogger("parley.worker")
 def build_worker(
     client: Client, settings: Settings, sessionmaker, task_queue: str | None = None, rail=None
 ) -> Worker:
+    # Whoever made the client, the worker's refusals go out as one sentence (no traceback).
+    converter = dataclasses.replace(
+        client.data_converter, failure_converter_class=RefusalFailureConverter
+    )
+    client = Client(**{**client.config(), "data_converter": converter})
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,

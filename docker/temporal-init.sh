@@ -69,5 +69,6 @@ register ParleyMediator Keyword
 register ParleyCampaign Keyword
 register ParleyDeadline Datetime
 register ParleyAmount Int
+register ParleyOverdue Bool
 
 log "search attributes of namespace $NAMESPACE are in place"

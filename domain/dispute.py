@@ -190,6 +190,37 @@ class Ruling(BaseModel):
     at: datetime
 
 
+# What the Temporal UI's details show beside the workflow's own state (issue #12): the
+# parties' names and the disputed deliverables' latest submissions, which the workflow does not
+# hold. The API sends them, signed, with the `filed` Update; every field is capped.
+MAX_CONTEXT_SUBMISSIONS = 20
+MAX_CONTEXT_METRICS = 12
+PartyName = Annotated[str, Field(max_length=200)]
+
+
+class SubmissionSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    index: int
+    title: str = Field(default="", max_length=200)
+    url: str | None = Field(default=None, max_length=MAX_EVIDENCE_URL_CHARS)
+    submitted_at: datetime | None = None
+    metrics: dict[Annotated[str, Field(max_length=50)], int | float] = Field(
+        default_factory=dict, max_length=MAX_CONTEXT_METRICS
+    )
+
+
+class DisputeContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    names: dict[Annotated[str, Field(max_length=MAX_EVIDENCE_NAME_CHARS)], PartyName] = Field(
+        default_factory=dict, max_length=10
+    )
+    submissions: list[SubmissionSummary] = Field(
+        default_factory=list, max_length=MAX_CONTEXT_SUBMISSIONS
+    )
+
+
 class DisputeState(Parties):
     id: str
     campaign_id: str
@@ -213,12 +244,14 @@ class DisputeState(Parties):
     offers: list[Offer] = Field(default_factory=list)
     mediator_id: str | None = None
     mediator_overdue: bool = False
+    overdue_since: datetime | None = None  # the deadline the mediator let pass
     proposal: Proposal | None = None
     ruling: Ruling | None = None
     outcome: Outcome | None = None
     closed_at: datetime | None = None
     reminders_sent: list[str] = Field(default_factory=list)
     version: int = 0
+    context: DisputeContext | None = None  # for the UI's details only (not in the API view)
 
     @property
     def respondent(self) -> str:

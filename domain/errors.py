@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from temporalio.api.failure.v1 import Failure
+from temporalio.converter import DefaultFailureConverter, PayloadConverter
 from temporalio.exceptions import ApplicationError
 
 
@@ -40,3 +42,42 @@ HTTP_STATUS = {
 
 def refuse(code: Refusal, message: str) -> ApplicationError:
     return ApplicationError(message, type=code.value, non_retryable=True)
+
+
+REFUSAL_TYPES = frozenset(code.value for code in Refusal)
+
+
+class RefusalFailureConverter(DefaultFailureConverter):
+    """Refusals as one sentence: the Temporal UI shows a failure's `stack_trace` under its
+    message, so a refusal (a validator's, the worker's authority check's) goes out without
+    one — a traceback with server paths tells a mediator nothing. An Update whose JSON does
+    not fit its model ("Failed decoding arguments") becomes a `validation_error` naming the
+    fields. Every other failure keeps its stack trace for operators."""
+
+    def to_failure(
+        self,
+        exception: BaseException,
+        payload_converter: PayloadConverter,
+        failure: Failure,
+    ) -> None:
+        invalid = _schema_error(exception)
+        if invalid is not None:
+            exception = refuse(Refusal.VALIDATION_ERROR, invalid)
+        super().to_failure(exception, payload_converter, failure)
+        if isinstance(exception, ApplicationError) and exception.type in REFUSAL_TYPES:
+            failure.stack_trace = ""
+
+
+def _schema_error(exception: BaseException) -> str | None:
+    """The fields an Update's arguments got wrong, when that is why it failed to decode."""
+    cause = exception.__cause__
+    if not isinstance(exception, RuntimeError) or cause is None:
+        return None
+    errors = getattr(cause, "errors", None)
+    if type(cause).__name__ != "ValidationError" or not callable(errors):
+        return None
+    problems = [
+        f"{'.'.join(str(part) for part in error.get('loc', ())) or 'body'}: {error.get('msg')}"
+        for error in errors()[:5]
+    ]
+    return "invalid input: " + "; ".join(problems)

@@ -29,7 +29,6 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -514,11 +513,10 @@ def dispute_part(settings: Settings, brand: Party, creator: Party, mediator: Par
     bundle = case["case_file"]
 
     ui = f"http://127.0.0.1:{settings.ui_port}/namespaces/{settings.temporal_namespace}"
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     queues = {
         "unassigned": 'ParleyStage="mediation" AND ParleyMediator IS NULL',
         "mine": f'ParleyMediator="{mediator.id}"',
-        "overdue": f'WorkflowType="DisputeWorkflow" AND ParleyDeadline < "{now}"',
+        "overdue": 'WorkflowType="DisputeWorkflow" AND ParleyOverdue=true',
     }
     print()
     print(

@@ -34,6 +34,7 @@ SEARCH_ATTRIBUTES = {
     "ParleyCampaign": "Keyword",
     "ParleyDeadline": "Datetime",
     "ParleyAmount": "Int",
+    "ParleyOverdue": "Bool",
 }
 APP_ENVIRONMENT = {
     "PARLEY_TEMPORAL_ADDRESS": "temporal:7233",
@@ -130,7 +131,7 @@ def test_built_image_is_tagged_with_the_project_version(services):
 
 
 def test_search_attributes_match_the_domain():
-    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int"}
+    kinds = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "INT": "Int", "BOOL": "Bool"}
     declared = {key.name: kinds[key.indexed_value_type.name] for key in search_attributes.ALL}
     assert declared == SEARCH_ATTRIBUTES
 
@@ -227,6 +228,34 @@ def test_ui_is_on_port_8233(services):
     assert env["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert env["TEMPORAL_CORS_ORIGINS"] == f"http://localhost:{UI_PORT}"
     assert depends_on(ui) == {"temporal": "service_healthy"}
+
+
+UI_ACTIONS_MEDIATORS_MUST_NOT_HAVE = (
+    "TEMPORAL_WORKFLOW_TERMINATE_DISABLED",
+    "TEMPORAL_WORKFLOW_CANCEL_DISABLED",
+    "TEMPORAL_WORKFLOW_SIGNAL_DISABLED",
+    "TEMPORAL_WORKFLOW_RESET_DISABLED",
+    "TEMPORAL_START_WORKFLOW_DISABLED",
+    "TEMPORAL_BATCH_ACTIONS_DISABLED",
+)
+
+
+def test_ui_is_the_mediators_console_behind_oidc(services):
+    """Issue #12: sign-in through OIDC, whose client comes from the environment (never a
+    secret in the file), and no terminate/cancel/signal/reset/start/batch — but Updates on."""
+    ui = services["temporal-ui"]
+    raw, env = ui["environment"], environment(ui)
+    assert env["TEMPORAL_AUTH_ENABLED"] == "true" and env["TEMPORAL_AUTH_TYPE"] == "oidc"
+    assert env["TEMPORAL_AUTH_PROVIDER_URL"].startswith("https://")
+    assert env["TEMPORAL_AUTH_CALLBACK_URL"].endswith("/auth/sso/callback")
+    assert "openid" in env["TEMPORAL_AUTH_SCOPES"].split(",")
+    for name in ("TEMPORAL_AUTH_CLIENT_ID", "TEMPORAL_AUTH_CLIENT_SECRET"):
+        assert re.fullmatch(r"\$\{PARLEY_UI_OIDC_\w+:-\}", raw[name]), (name, raw[name])
+        assert env[name] == "", "no credential in the file"
+    for name in UI_ACTIONS_MEDIATORS_MUST_NOT_HAVE:
+        assert env.get(name) == "true", name
+    # The all-or-nothing switch would also take away Updates, the mediators' only action.
+    assert env.get("TEMPORAL_DISABLE_WRITE_ACTIONS", "false") == "false"
 
 
 # --- temporal-init: the mounted script, run against a stand-in `temporal` -------------------

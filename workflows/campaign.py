@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.contract import canonical_json, rfc3339, sha256_hex
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
+    from domain.display import format_money, one_line, relative
     from domain.dispute import DISPUTE_DECIDED, DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
@@ -1213,10 +1214,18 @@ class CampaignWorkflow:
     def _details(self) -> str:
         state, escrow = self.campaign, self.campaign.escrow
         deadline = state.next_deadline()
+
+        def money(amount: int) -> str:
+            return format_money(amount, state.currency)
+
         lines = [
             f"## {state.title}",
             f"**Status:** `{state.status.value}` · **Next deadline:** "
-            f"{rfc3339(deadline) if deadline else '—'}",
+            + (
+                f"{rfc3339(deadline)} — **{relative(deadline, workflow.now())}**"
+                if deadline
+                else "—"
+            ),
             f"**Brand:** `{state.brand_id}` · **Creator:** `{state.creator_id}`"
             + (
                 f" · **Agency** ({state.agency_represents}): `{state.agency_id}`"
@@ -1224,15 +1233,16 @@ class CampaignWorkflow:
                 else ""
             ),
             "",
-            f"**Escrow ({state.currency}):** funded {escrow.funded} · held {escrow.held} · "
-            f"to creator {escrow.released_to_creator} · agency {escrow.agency_commission} · "
-            f"fee {escrow.platform_fee} · refunded {escrow.refunded_to_brand}",
+            f"**Escrow ({state.currency}):** funded {money(escrow.funded)} · "
+            f"held {money(escrow.held)} · to creator {money(escrow.released_to_creator)} · "
+            f"agency {money(escrow.agency_commission)} · fee {money(escrow.platform_fee)} · "
+            f"refunded {money(escrow.refunded_to_brand)}",
             "",
             "| # | deliverable | amount | status |",
             "|---|---|---|---|",
         ]
         lines += [
-            f"| {d.index} | {d.title} | {d.amount} | `{d.status.value}` |"
+            f"| {d.index} | {one_line(d.title, 120)} | {money(d.amount)} | `{d.status.value}` |"
             for d in state.deliverables
         ]
         if state.frozen:

@@ -10,6 +10,7 @@ it from the API or from the Temporal UI: their Updates take the API's JSON plus
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.contract import rfc3339
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
+    from domain.display import format_money, one_line, relative
     from domain.dispute import (
         CLOSED,
         DISPUTE_DECIDED,
@@ -35,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         AcceptOffer,
         AddEvidence,
         AssignMediator,
+        DisputeContext,
         DisputeResult,
         DisputeState,
         IssueRuling,
@@ -57,6 +60,10 @@ with workflow.unsafe.imports_passed_through():
 
 # workflow.patched ids (see README, "Changing workflow code").
 SIGNAL_CAMPAIGN_ON_CLOSE = "signal-campaign-on-close"
+OVERDUE_ATTRIBUTE = "overdue-search-attribute"  # ParleyOverdue upserted with the others
+
+# The current details' bounds: texts cut to this many characters, lists to their latest items.
+DETAILS_TEXT_CAP, DETAILS_LIST_CAP, DETAILS_REQUESTS_CAP = 600, 15, 5
 
 # The capped lists (their caps: domain/dispute.py), as the refusals name them.
 EVIDENCE, OFFERS, EVIDENCE_REQUESTS = "evidence items", "offers", "evidence requests"
@@ -152,10 +159,20 @@ class DisputeWorkflow:
         return {"dispute_id": self.dispute.id, "version": self.dispute.version}
 
     @workflow.update
-    async def filed(self) -> dict[str, Any]:
-        """Answers once the filing is recorded, so the API can read its own write."""
+    async def filed(self, context: DisputeContext | None = None) -> dict[str, Any]:
+        """Answers once the filing is recorded, so the API can read its own write. The API
+        sends (signed) the parties' names and the disputed work for the UI's details; runs
+        filed before that send nothing and show ids. Display only: no command, so no patch."""
         await workflow.wait_condition(lambda: self._ready)
+        if context is not None and self.dispute.context is None:
+            self.dispute.context = context
+            self._publish()
         return self.acknowledged()
+
+    @filed.validator
+    def _check_filed(self, context: DisputeContext | None = None) -> None:
+        if context is not None and self.dispute.context is not None:
+            raise refuse(Refusal.INVALID_STATE, "the filing's context is already recorded")
 
     @workflow.query
     def state(self) -> dict[str, Any]:
@@ -163,7 +180,9 @@ class DisputeWorkflow:
         return self.view()
 
     def view(self) -> dict[str, Any]:
-        data = self.dispute.model_dump(mode="json", exclude={"version", "reminders_sent"})
+        data = self.dispute.model_dump(
+            mode="json", exclude={"version", "reminders_sent", "context", "overdue_since"}
+        )
         data["claimant_id"] = self.dispute.claimant
         data["respondent"] = self.dispute.respondent_side
         data["respondent_id"] = self.dispute.respondent
@@ -479,7 +498,7 @@ class DisputeWorkflow:
         elif state.stage in (Stage.MEDIATION, Stage.ARBITRATION):
             # No automatic decision: flag it and tell every mediator (SPEC §4).
             state.mediator_overdue = True
-            state.deadline = None
+            state.overdue_since, state.deadline = state.deadline, None
             await self._changed(
                 "dispute.mediator_overdue",
                 None,
@@ -606,7 +625,10 @@ class DisputeWorkflow:
         """Search attributes when they change (offers and evidence leave them alone), and
         the current details every time."""
         state = self.dispute
-        published = (state.stage, state.mediator_id, state.deadline)
+        # ParleyOverdue (issue #12): the overdue queue once ParleyDeadline is gone. Runs
+        # recorded before it upsert exactly what they did.
+        overdue = (state.mediator_overdue,) if workflow.patched(OVERDUE_ATTRIBUTE) else ()
+        published = (state.stage, state.mediator_id, state.deadline, *overdue)
         if published != self._published:
             self._published = published
             workflow.upsert_search_attributes(
@@ -621,56 +643,191 @@ class DisputeWorkflow:
                     if state.deadline
                     else sa.DEADLINE.value_unset(),
                 ]
+                + [sa.OVERDUE.value_set(flag) for flag in overdue]
             )
         workflow.set_current_details(self._details())
 
+    # --- the case in the Temporal UI (issue #12) ----------------------------------------------
+    #
+    # Rendered at every change; text only (no command). Bounded whatever the dispute holds:
+    # texts cut, lists capped to their latest entries, the rest one query or API call away.
+
     def _details(self) -> str:
-        state = self.dispute
-        deadline = rfc3339(state.deadline) if state.deadline else "—"
-        lines = [
-            f"## Dispute over “{state.campaign_title}”",
-            f"**Stage:** `{state.stage.value}`"
-            + (" · ⚠️ **mediator overdue**" if state.mediator_overdue else "")
-            + f" · **Deadline:** {deadline}",
-            f"**Disputed:** {state.disputed_amount} {state.currency} (deliverables "
-            f"{', '.join(map(str, state.deliverables))}) · **Reason:** {state.reason}",
-            f"**Claimant ({state.claimant_side}):** `{state.claimant}` claims "
-            f"{state.claim.release_to_creator} to creator / {state.claim.refund_to_brand} to brand",
-            f"**Brand:** `{state.brand_id}` · **Creator:** `{state.creator_id}`"
+        state, now = self.dispute, workflow.now()
+        lines = [f"## Dispute over “{one_line(state.campaign_title, 120)}”"]
+        stage = f"**Stage:** `{state.stage.value}`"
+        if state.mediator_overdue:
+            stage += " · ⚠️ **mediator overdue**"
+            if state.overdue_since:
+                stage += (
+                    f" · deadline {rfc3339(state.overdue_since)} — "
+                    f"**{relative(state.overdue_since, now)}** (as of {rfc3339(now)})"
+                )
+        if state.deadline and state.stage not in CLOSED:
+            stage += (
+                f" · **Deadline:** {rfc3339(state.deadline)} — "
+                f"**{relative(state.deadline, now)}** (as of {rfc3339(now)})"
+            )
+        lines += [
+            stage,
+            f"**Disputed:** {self._money(state.disputed_amount)} (deliverables "
+            f"{', '.join(f'#{n}' for n in state.deliverables[:DETAILS_LIST_CAP])}) · "
+            f"**Reason:** {one_line(state.reason, 200)}",
+            f"**Brand:** {self._who(state.brand_id)} · **Creator:** {self._who(state.creator_id)}"
             + (
-                f" · **Agency** ({state.agency_represents}): `{state.agency_id}`"
+                f" · **Agency** (for the {state.agency_represents}): {self._who(state.agency_id)}"
                 if state.agency_id
                 else ""
             ),
-            f"**Mediator:** `{state.mediator_id or 'unassigned'}`",
+            f"**Mediator:** {self._who(state.mediator_id) if state.mediator_id else 'unassigned'}",
+            "",
+            f"### Claim — by the {state.claimant_side}, {self._who(state.claimant)}",
+            f"{self._split(state.claim)}, filed {rfc3339(state.filed_at)}",
+            f"> {one_line(state.statement, DETAILS_TEXT_CAP)}",
+            "",
+            f"### Response — {state.respondent_side}, {self._who(state.respondent)}",
+            f"> {one_line(state.response, DETAILS_TEXT_CAP)}" if state.response else "none yet",
         ]
-        if state.stage not in CLOSED:
-            lines.append(f"**Next:** {NEXT_UPDATE[state.stage]}")
-        if state.proposal:
-            p = state.proposal.split
-            lines.append(
-                f"**Proposal:** {p.release_to_creator} / {p.refund_to_brand} "
-                f"(accepted by {', '.join(state.proposal.accepted_by) or 'nobody yet'})"
-            )
-        if state.outcome:
-            o = state.outcome
-            lines.append(
-                f"**Outcome ({o.by}):** {o.release_to_creator} to creator / "
-                f"{o.refund_to_brand} to brand"
-            )
+        lines += self._work_lines()
         open_offers = [o for o in state.offers if o.status == "open"]
         if open_offers:
-            lines += ["", "| offer | by | to creator | to brand |", "|---|---|---|---|"]
+            lines += ["", "### Open offers", "| offer | by | to creator | to brand |"]
+            lines.append("|---|---|---|---|")
             lines += [
-                f"| `{o.id}` | {o.side} | {o.split.release_to_creator} "
-                f"| {o.split.refund_to_brand} |"
-                for o in open_offers
+                f"| `{o.id}` | {o.side}, {self._who(o.by)} | "
+                f"{self._money(o.split.release_to_creator)} | "
+                f"{self._money(o.split.refund_to_brand)} |"
+                for o in open_offers[-DETAILS_LIST_CAP:]
             ]
-        if state.evidence:
-            lines += ["", "| evidence | kind | by | sha256 |", "|---|---|---|---|"]
+        lines += self._evidence_lines()
+        if state.evidence_requests:
+            lines += ["", "### Evidence requested by the mediator"]
             lines += [
-                f"| `{e.id}` {e.description[:40]} | {e.kind} | `{e.submitted_by}` "
-                f"| `{e.sha256[:16]}…` |"
-                for e in state.evidence
+                f"- {self._at(r.get('at'))} from {r.get('from_side') or 'both sides'}: "
+                f"{one_line(r.get('note'), 200)}"
+                for r in state.evidence_requests[-DETAILS_REQUESTS_CAP:]
             ]
+        if state.proposal:
+            p = state.proposal
+            lines += [
+                "",
+                f"### Mediator's proposal — {self._who(p.mediator_id)}, {rfc3339(p.at)}",
+                f"{self._split(p.split)} · accepted by "
+                f"{', '.join(p.accepted_by) or 'nobody yet'} (silence accepts)",
+                f"> {one_line(p.rationale, DETAILS_TEXT_CAP) or '(no rationale)'}",
+            ]
+        if state.ruling:
+            r = state.ruling
+            lines += [
+                "",
+                f"### Ruling — {self._who(r.mediator_id)}, {rfc3339(r.at)}",
+                self._split(r.split),
+                f"> {one_line(r.rationale, DETAILS_TEXT_CAP)}",
+            ]
+        if state.outcome:
+            lines += ["", f"**Outcome ({state.outcome.by}):** {self._split(state.outcome)}"]
+        lines += self._next_lines()
         return "\n".join(lines)
+
+    def _money(self, amount: int) -> str:
+        return format_money(amount, self.dispute.currency)
+
+    def _split(self, split: Split) -> str:
+        return (
+            f"{self._money(split.release_to_creator)} to the creator / "
+            f"{self._money(split.refund_to_brand)} to the brand"
+        )
+
+    def _who(self, party_id: str | None) -> str:
+        """A party by name where the API told us it (`filed`), else by id."""
+        names = self.dispute.context.names if self.dispute.context else {}
+        name = names.get(party_id or "")
+        return f"{one_line(name, 80)} (`{party_id}`)" if name else f"`{party_id}`"
+
+    @staticmethod
+    def _at(value: Any) -> str:
+        return rfc3339(value) if hasattr(value, "tzinfo") else one_line(str(value or ""), 30)
+
+    def _work_lines(self) -> list[str]:
+        context = self.dispute.context
+        lines = ["", "### Disputed work (latest submissions)"]
+        if context is None or not context.submissions:
+            return lines + ["not known here: `GET /v1/disputes/{id}/case-file` has it"]
+        for sub in context.submissions[:DETAILS_LIST_CAP]:
+            title = f"#{sub.index} {one_line(sub.title, 80)}"
+            if not sub.url:
+                lines.append(f"- {title}: nothing submitted")
+                continue
+            metrics = " · ".join(
+                f"{one_line(k, 30)} {v:,}" for k, v in list(sub.metrics.items())[:8]
+            )
+            when = f", {rfc3339(sub.submitted_at)}" if sub.submitted_at else ""
+            lines.append(
+                f"- {title}: {_link(sub.url)}{when}" + (f" · {metrics}" if metrics else "")
+            )
+        return lines
+
+    def _evidence_lines(self) -> list[str]:
+        evidence = self.dispute.evidence
+        if not evidence:
+            return ["", "### Evidence", "none yet"]
+        shown = evidence[-DETAILS_LIST_CAP:]
+        lines = [
+            "",
+            "### Evidence",
+            "| item | kind | by | what | sha256 |",
+            "|---|---|---|---|---|",
+        ]
+        for e in shown:
+            what = one_line(e.description, 100) or one_line(e.filename, 60)
+            if e.kind == "link" and e.url:
+                what += f" {_link(e.url)}"
+            lines.append(
+                f"| `{e.id}` | {e.kind} | {self._who(e.submitted_by)} | {what} "
+                f"| `{e.sha256[:12]}…` |"
+            )
+        if len(evidence) > len(shown):
+            lines.append(f"… and {len(evidence) - len(shown)} earlier items (`state` query)")
+        return lines
+
+    def _next_lines(self) -> list[str]:
+        state = self.dispute
+        if state.stage in CLOSED:
+            return ["", "**Closed:** nothing more to send."]
+        lines = ["", f"### Next: {NEXT_UPDATE[state.stage]}"]
+        mediator_stage = state.stage in (Stage.MEDIATION, Stage.ARBITRATION)
+        if state.stage == Stage.AWAITING_ACCEPTANCE and state.mediator_id:
+            return lines
+        if not mediator_stage and state.stage != Stage.AWAITING_ACCEPTANCE:
+            return lines + ["(party actions go through the Parley API, not the UI)"]
+        token = {
+            "mediator_id": state.mediator_id or "pty_… (your id)",
+            "console_token": "… (POST /v1/mediators/me/console-token)",
+        }
+        claim = {
+            "release_to_creator": state.claim.release_to_creator,
+            "refund_to_brand": state.claim.refund_to_brand,
+        }
+        if state.mediator_id is None:
+            update, body = "assign_mediator", token
+        elif state.stage == Stage.MEDIATION:
+            update, body = "propose_settlement", {**token, **claim, "rationale": "…"}
+        else:
+            update, body = "issue_ruling", {**token, **claim, "rationale": "…"}
+        lines += [
+            f"**Send an Update** `{update}` with (amounts in minor units, "
+            f"{state.disputed_amount} = {self._money(state.disputed_amount)}; a split must add "
+            "up to it):",
+            "```json",
+            json.dumps(body, ensure_ascii=False),
+            "```",
+        ]
+        return lines
+
+
+def _link(url: str) -> str:
+    """A link the UI opens, for http(s) URLs only; anything else shown as code."""
+    shown = one_line(url, 80)
+    if url.startswith(("https://", "http://")) and not any(c in url for c in " ()<>[]`\n"):
+        return f"[{shown}]({url})"
+    return f"`{shown}`"

@@ -21,7 +21,7 @@ from api.pagination import Limit, newest_snapshots
 from api.routes.campaigns import VisibleCampaign
 from api.routes.campaigns import workflow_id as campaign_workflow_id
 from api.temporal import query_state, send_update
-from api.views import campaign_view, dispute_view
+from api.views import campaign_view, dispute_context, dispute_view
 from config import Settings
 from db.models import (
     DisputeRecord,
@@ -191,7 +191,9 @@ async def file_dispute(
     )
     handle = temporal.get_workflow_handle(workflow_id(filed["dispute_id"]))
     # Answers once the dispute has recorded itself, so lists show it straight away.
-    await handle.execute_update("filed", id="filed", result_type=dict)
+    # It carries the parties' names and the disputed work for the Temporal UI's details.
+    context = await dispute_context(request, campaign.id)
+    await handle.execute_update("filed", context, id="filed", result_type=dict)
     return await dispute_view(request, temporal, filed["dispute_id"])
 
 

@@ -384,7 +384,7 @@ async def test_temporal_ui_sees_summary_details_and_search_attributes(api, trio,
     details = await description.static_details()  # None: the live view is current details
     assert details is None
     metadata = await handle.query("__temporal_workflow_metadata")
-    assert "`active`" in metadata.current_details and "held 15000" in metadata.current_details
+    assert "`active`" in metadata.current_details and "held €150.00" in metadata.current_details
     query = f'ParleyCampaign="{cid}" AND ParleyStage="active"'
     found = []
     deadline = asyncio.get_running_loop().time() + 15  # visibility is eventually consistent

@@ -201,7 +201,13 @@ async def test_mediator_proposes_a_settlement_from_the_temporal_ui(node, ui_stac
         "next_stage_query": 'ParleyStage="awaiting_acceptance"',
         "invalid_payload": json.dumps(INVALID),
         "valid_payload": json.dumps(VALID),
-        "details_expect": ["awaiting_acceptance", "Proposal: 6000 / 9000"],
+        # The case as the details show it (issue #12): money per currency, the labelled proposal.
+        "details_expect": [
+            "awaiting_acceptance",
+            "Disputed: €150.00",
+            "proposal",
+            "€60.00 to the creator / €90.00 to the brand",
+        ],
         "chromium": str(CHROMIUM),
         "screenshot": str(screenshot),
         "failure_screenshot": str(tmp_path / "failure.png"),
