@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     temporal_rpc_timeout_seconds: float = 5.0
     # Overrides of the SPEC's default terms, e.g. PARLEY_DEFAULT_TERMS='{"review_window":"P7D"}'.
     default_terms: dict[str, Any] = {}
+    # The reconciliation sweep's Schedule (workflows/reconciliation.py); 0 turns it off.
+    reconciliation_every_minutes: int = 60
+    # A campaign changed more recently than this may be between a rail call and its record:
+    # the sweep leaves it to the next one.
+    reconciliation_quiet_seconds: int = 60
     worker_max_concurrent_activities: int = 100
     worker_max_concurrent_workflow_tasks: int = 100
 

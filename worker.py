@@ -12,7 +12,16 @@ import logging
 import signal
 from datetime import timedelta
 
-from temporalio.client import Client
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+)
 from temporalio.worker import Worker
 
 from activities import build_activities
@@ -21,6 +30,7 @@ from db.engine import make_engine, make_sessionmaker
 from domain.errors import RefusalFailureConverter
 from workflows import WORKFLOWS
 from workflows.authority import AuthorityInterceptor
+from workflows.reconciliation import SCHEDULE_ID, ReconciliationWorkflow
 
 log = logging.getLogger("parley.worker")
 
@@ -45,6 +55,26 @@ def build_worker(
     )
 
 
+async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
+    """The reconciliation sweep every `reconciliation_every_minutes`: created by the first
+    worker to start, left alone by the others (and by restarts)."""
+    if settings.reconciliation_every_minutes <= 0:
+        return
+    every = timedelta(minutes=settings.reconciliation_every_minutes)
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            ReconciliationWorkflow.run, id="reconciliation", task_queue=settings.task_queue
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=every)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+    try:
+        await client.create_schedule(SCHEDULE_ID, schedule)
+        log.info("reconciliation scheduled every %s", every)
+    except ScheduleAlreadyRunningError:
+        pass
+
+
 async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,6 +83,7 @@ async def run(settings: Settings) -> None:
     client = await connect_temporal(settings)
     engine = make_engine(settings.db_url)
     try:
+        await ensure_reconciliation_schedule(client, settings)
         async with build_worker(client, settings, make_sessionmaker(engine)):
             log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
             await stop.wait()

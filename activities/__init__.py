@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
+from activities.reconciliation import ReconciliationActivities
 from activities.records import RecordActivities
 
 
@@ -14,6 +15,7 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
     payments = PaymentActivities(settings, sessionmaker, rail)
     records = RecordActivities(settings, sessionmaker)
     notifications = NotificationActivities(settings, sessionmaker)
+    reconciliation = ReconciliationActivities(settings, sessionmaker)
     return [
         payments.fund_campaign,
         payments.release_funds,
@@ -24,4 +26,5 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
         records.record_campaign_change,
         records.record_dispute_change,
         notifications.deliver_notifications,
+        reconciliation.reconcile,
     ]

@@ -280,3 +280,15 @@ class EvidenceText(SQLModel, table=True):
     sha256: str = Field(primary_key=True, max_length=64)
     text: str = Field(sa_type=Text)
     created_at: datetime = _ts()
+
+
+class ReconciliationReport(SQLModel, table=True):
+    """One reconciliation sweep: what it checked and what did not add up (issue #10)."""
+
+    __tablename__ = "reconciliation_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaigns_checked: int = 0
+    legs_checked: int = 0
+    findings: list = Field(default_factory=list, sa_type=JSON)
+    created_at: datetime = _ts()

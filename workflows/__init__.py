@@ -3,5 +3,11 @@
 from workflows.campaign import CampaignWorkflow
 from workflows.dispute import DisputeWorkflow
 from workflows.notifications import DeliverNotifications
+from workflows.reconciliation import ReconciliationWorkflow
 
-WORKFLOWS: list[type] = [CampaignWorkflow, DisputeWorkflow, DeliverNotifications]
+WORKFLOWS: list[type] = [
+    CampaignWorkflow,
+    DisputeWorkflow,
+    DeliverNotifications,
+    ReconciliationWorkflow,
+]

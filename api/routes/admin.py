@@ -1,25 +1,29 @@
-"""Operator actions on workflows (admin token): restoring a campaign the engine ended."""
+"""Operator actions (admin token): restoring a campaign the engine ended; reconciliation."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
+from sqlmodel import select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
 from api.auth import AdminPrincipal
-from api.deps import SessionDep, TemporalDep
+from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.routes.campaigns import workflow_id
 from api.temporal import query_state
-from db.models import CampaignRecord
+from db.models import CampaignRecord, ReconciliationReport, as_utc
+from domain.contract import rfc3339
 from domain.dispute import DisputeResult
 from workflows.campaign import CampaignWorkflow
 from workflows.dispute import DisputeWorkflow
+from workflows.reconciliation import ReconciliationWorkflow
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
 
@@ -106,3 +110,50 @@ async def _deliver_ended_dispute(temporal, campaign_id: str) -> bool:
         CampaignWorkflow.dispute_decided, result
     )
     return True
+
+
+class ReconciliationReportView(BaseModel):
+    id: int
+    campaigns_checked: int
+    legs_checked: int
+    findings: list[dict]
+    created_at: str
+
+    @classmethod
+    def of(cls, report: ReconciliationReport) -> ReconciliationReportView:
+        return cls(
+            id=report.id or 0,
+            campaigns_checked=report.campaigns_checked,
+            legs_checked=report.legs_checked,
+            findings=report.findings,
+            created_at=rfc3339(as_utc(report.created_at)),
+        )
+
+
+@router.get("/reconciliation", response_model=ReconciliationReportView)
+async def latest_reconciliation(_: AdminPrincipal, session: SessionDep) -> ReconciliationReportView:
+    """The last sweep's report (the Schedule runs one every `reconciliation_every_minutes`)."""
+    query = select(ReconciliationReport).order_by(ReconciliationReport.id.desc()).limit(1)
+    report = (await session.exec(query)).first()
+    if report is None:
+        raise ProblemError(404, "not_found", "No reconciliation has run yet")
+    return ReconciliationReportView.of(report)
+
+
+@router.post("/reconciliation", response_model=ReconciliationReportView)
+async def reconcile_now(
+    _: AdminPrincipal, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
+) -> ReconciliationReportView:
+    """Runs a sweep now and answers its report (at most a minute; 503 after)."""
+    handle = await temporal.start_workflow(
+        ReconciliationWorkflow.run,
+        id=f"reconciliation-now-{uuid.uuid4().hex[:12]}",
+        task_queue=settings.task_queue,
+    )
+    try:
+        async with asyncio.timeout(60):
+            summary = await handle.result()
+    except TimeoutError:
+        raise ProblemError(503, "reconciliation_running", "The sweep is still running") from None
+    report = await session.get(ReconciliationReport, summary.report_id)
+    return ReconciliationReportView.of(report)

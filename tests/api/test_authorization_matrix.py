@@ -198,6 +198,9 @@ MATRIX: list[Row] = [
     Row("POST", "/v1/campaigns/{campaign_id}/unfreeze", on_campaign((), admin=OK)),
     Row("GET", "/v1/campaigns/{campaign_id}/ledger", on_campaign(admin=OK, mediator=OK)),
     Row("GET", "/v1/ledger", only_admin()),
+    # A sweep first, so the admin's read of the latest report finds one.
+    Row("POST", "/v1/admin/reconciliation", only_admin()),
+    Row("GET", "/v1/admin/reconciliation", only_admin()),
     # Only the admin retries refused payouts; nothing is blocked here (409).
     Row("POST", "/v1/campaigns/{campaign_id}/retry-payouts", on_campaign((), admin=409)),
     # Console tokens for the Temporal UI: mediators only.
