@@ -215,6 +215,7 @@ class CampaignWorkflow:
             except ActivityError as err:
                 if _error_type(err) == PAYMENT_DECLINED:
                     state.fund_attempts += 1
+                    state.funding_key = None  # this key's charge failed: nothing to find
                     await self._changed(
                         "campaign.funding_failed", req.actor_id, notify=[state.brand_id]
                     )
