@@ -30,7 +30,10 @@ from api.errors import problem_response
 from db.models import IdempotencyRecord, as_utc, utcnow
 
 HEADER = "idempotency-key"
-CLAIM_STATE = "idempotency_claim"  # request.state: the claim's id, for the Update id
+CLAIM_STATE = "idempotency_claim"  # request.state: the claim's token, for the Update id
+# request.state: set once the action reached its workflow; a 5xx after that (a read that
+# failed) must not free the claim, or the retry would be a second action.
+ACTION_SENT = "idempotency_action_sent"
 # A claim older than this belongs to a request whose process died; it may be taken over.
 ABANDONED_AFTER = timedelta(minutes=2)
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
@@ -91,7 +94,8 @@ class IdempotencyMiddleware:
                 record = await session.get(IdempotencyRecord, record_id)
                 if record is None:
                     return
-                if status >= 500 and _outcome_unknown(status, chunks):
+                sent = scope.get("state", {}).get(ACTION_SENT, False)
+                if status >= 500 and (sent or _outcome_unknown(status, chunks)):
                     record.in_flight = False  # kept, unanswered: the retry takes it over
                 elif status >= 500:
                     await session.delete(record)

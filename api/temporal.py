@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import bearer_token
 from api.errors import ProblemError
-from api.idempotency import CLAIM_STATE
+from api.idempotency import ACTION_SENT, CLAIM_STATE
 from domain.errors import HTTP_STATUS, Refusal
 
 
@@ -29,6 +29,12 @@ def update_id(request: Request, action: str) -> str:
     return f"{action}:{caller}:{hashlib.sha256(key.encode()).hexdigest()[:32]}:{claim}"
 
 
+def action_sent(request: Request) -> None:
+    """The action reached its workflow: whatever fails after this, a retry under the same
+    Idempotency-Key attaches to it (api/idempotency.py) instead of acting again."""
+    setattr(request.state, ACTION_SENT, True)
+
+
 def refusal_to_problem(error: ApplicationError) -> ProblemError:
     try:
         code = Refusal(error.type)
@@ -42,9 +48,11 @@ async def send_update(
 ) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id)
     try:
-        return await handle.execute_update(
+        result = await handle.execute_update(
             update, arg, id=update_id(request, update), result_type=dict
         )
+        action_sent(request)
+        return result
     except WorkflowUpdateFailedError as err:
         if isinstance(err.cause, ApplicationError):
             raise refusal_to_problem(err.cause) from None

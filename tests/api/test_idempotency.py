@@ -148,3 +148,33 @@ async def test_temporal_refusing_more_updates_is_a_429_with_retry_after(
             response = await http.post("/test/busy", json={})
     assert_problem(response, 429, "too_many_requests")
     assert response.headers["retry-after"] == "2"
+
+
+async def test_a_5xx_after_the_action_was_sent_keeps_the_same_update(
+    temporal_env, settings, worker
+):
+    """The action reached its workflow, then reading the result failed (a database hiccup):
+    the retry must attach to that action, not perform it a second time."""
+    from api.errors import ProblemError
+    from api.main import create_app
+    from api.temporal import action_sent, update_id
+    from tests.conftest import ADMIN_TOKEN, serve
+
+    app = create_app(settings, temporal=temporal_env.client)
+    seen: list[str] = []
+
+    @app.post("/test/act-then-fail")
+    async def act(request: Request) -> dict:
+        seen.append(update_id(request, "submit"))
+        action_sent(request)
+        if len(seen) == 1:
+            raise ProblemError(503, "database_unavailable", "The database is unavailable")
+        return {"update": seen[-1]}
+
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Idempotency-Key": uuid.uuid4().hex}
+    async for base_url in serve(app):
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+            first = await http.post("/test/act-then-fail", json={})
+            second = await http.post("/test/act-then-fail", json={})
+    assert (first.status_code, second.status_code) == (503, 200)
+    assert seen[0] == seen[1]
