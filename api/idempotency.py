@@ -5,17 +5,17 @@ response is stored and replayed byte for byte. The same key with another body �
 the first is still running → 409. A 5xx frees the key so the client can retry: every effect
 behind it is itself idempotent (ledger keys derive from business data).
 
-The claim's id is part of the Update id (api/temporal.py `update_id`). A definite 5xx (the
-rail was unavailable, nothing happened) deletes the claim, so the retry is a new Update that
-performs the action — Temporal would otherwise answer the same Update id with the cached
-failure. A 503 `outcome_unknown` (the Update was sent, its outcome not seen) keeps the claim,
-so the retry attaches to the same Update and answers its outcome.
+The claim's token is part of the Update id (api/temporal.py `update_id`). A 5xx keeps the
+claim, unanswered: the retry runs under it, with the same Update id, so it attaches to an
+Update that did reach the workflow (whatever failed after: a timeout, a read, a dropped
+answer) and performs one that did not. Only when the workflow itself refused for now (503
+`payment_unavailable`: that Update is over, nothing moved) is the claim deleted, so the retry
+is a new Update — Temporal would otherwise answer the old id with the old failure.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from datetime import timedelta
@@ -31,9 +31,10 @@ from db.models import IdempotencyRecord, as_utc, utcnow
 
 HEADER = "idempotency-key"
 CLAIM_STATE = "idempotency_claim"  # request.state: the claim's token, for the Update id
-# request.state: set once the action reached its workflow; a 5xx after that (a read that
-# failed) must not free the claim, or the retry would be a second action.
-ACTION_SENT = "idempotency_action_sent"
+# request.state: set when the workflow itself refused for now (the rail was unavailable): that
+# Update is over, so the retry must be a new one (Temporal answers an Update id it knows with
+# its first outcome).
+RETRY_ANEW = "idempotency_retry_anew"
 # A claim older than this belongs to a request whose process died; it may be taken over.
 ABANDONED_AFTER = timedelta(minutes=2)
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
@@ -94,8 +95,8 @@ class IdempotencyMiddleware:
                 record = await session.get(IdempotencyRecord, record_id)
                 if record is None:
                     return
-                sent = scope.get("state", {}).get(ACTION_SENT, False)
-                if status >= 500 and (sent or _outcome_unknown(status, chunks)):
+                anew = scope.get("state", {}).get(RETRY_ANEW, False)
+                if status >= 500 and not anew:
                     record.in_flight = False  # kept, unanswered: the retry takes it over
                 elif status >= 500:
                     await session.delete(record)
@@ -126,15 +127,6 @@ class IdempotencyMiddleware:
             if not stored:
                 status = 500  # the app failed before answering: free the key
                 await store()
-
-
-def _outcome_unknown(status: int, chunks: list[bytes]) -> bool:
-    if status != 503:
-        return False
-    try:
-        return json.loads(b"".join(chunks)).get("code") == "outcome_unknown"
-    except (ValueError, AttributeError):
-        return False
 
 
 async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from temporalio.client import Client
 
 from api.body_limit import BodyLimitMiddleware
@@ -27,6 +27,7 @@ from api.routes import (
     reviews,
     webhooks,
 )
+from api.text_guard import refuse_nul
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             await engine.dispose()
 
     app = FastAPI(
+        dependencies=[Depends(refuse_nul)],
         title="Parley",
         version="1.0.0",
         description="Campaign escrow and dispute resolution for influencer marketing.",

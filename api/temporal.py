@@ -13,7 +13,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import bearer_token
 from api.errors import ProblemError
-from api.idempotency import ACTION_SENT, CLAIM_STATE
+from api.idempotency import CLAIM_STATE, RETRY_ANEW
 from domain.errors import HTTP_STATUS, Refusal
 
 
@@ -29,10 +29,10 @@ def update_id(request: Request, action: str) -> str:
     return f"{action}:{caller}:{hashlib.sha256(key.encode()).hexdigest()[:32]}:{claim}"
 
 
-def action_sent(request: Request) -> None:
-    """The action reached its workflow: whatever fails after this, a retry under the same
-    Idempotency-Key attaches to it (api/idempotency.py) instead of acting again."""
-    setattr(request.state, ACTION_SENT, True)
+def retry_anew(request: Request) -> None:
+    """The workflow refused for now and the Update is over: a retry under the same
+    Idempotency-Key must be a new Update (api/idempotency.py)."""
+    setattr(request.state, RETRY_ANEW, True)
 
 
 def refusal_to_problem(error: ApplicationError) -> ProblemError:
@@ -48,14 +48,15 @@ async def send_update(
 ) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id)
     try:
-        result = await handle.execute_update(
+        return await handle.execute_update(
             update, arg, id=update_id(request, update), result_type=dict
         )
-        action_sent(request)
-        return result
     except WorkflowUpdateFailedError as err:
         if isinstance(err.cause, ApplicationError):
-            raise refusal_to_problem(err.cause) from None
+            problem = refusal_to_problem(err.cause)
+            if problem.code == Refusal.PAYMENT_UNAVAILABLE:
+                retry_anew(request)
+            raise problem from None
         raise
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

@@ -18,7 +18,7 @@ from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.pagination import Limit, decode_cursor, newest_snapshots, page
 from api.routes.grants import agency_authorised
-from api.temporal import action_sent, send_update
+from api.temporal import send_update
 from api.views import campaign_view
 from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, involving
 from domain.campaign import (
@@ -177,7 +177,6 @@ async def create_campaign(
     await temporal.execute_update_with_start_workflow(
         CampaignWorkflow.created, start_workflow_operation=start, id="created", result_type=dict
     )
-    action_sent(request)
     return await campaign_view(request, temporal, new.id)
 
 

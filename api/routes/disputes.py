@@ -403,6 +403,8 @@ async def _store_file(request: Request, settings: Settings) -> EvidenceItem:
     description = form.get("description")
     if not isinstance(description, str):
         description = ""
+    if "\x00" in description:
+        raise ProblemError(422, "validation_error", "description: may not contain NUL (U+0000)")
     if len(description) > MAX_DESCRIPTION_CHARS:
         detail = f"description: at most {MAX_DESCRIPTION_CHARS} characters"
         raise ProblemError(422, "validation_error", detail)

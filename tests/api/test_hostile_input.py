@@ -243,3 +243,20 @@ async def test_an_evidence_description_is_capped_in_json_and_multipart(api, make
     assert_problem(response, 422, "validation_error")
     dispute = await ok(await brand.client.get(f"/v1/disputes/{did}"))
     assert dispute["evidence"] == []
+
+
+async def test_nul_characters_are_refused_before_they_reach_the_database(api, make_party):
+    """PostgreSQL text cannot hold U+0000: found by schemathesis as a 500 on POST /v1/parties."""
+    body = {"name": "a\u0000b", "role": "brand", "email": "b@example.com"}
+    assert_problem(await api.http.post("/v1/parties", json=body), 422, "validation_error")
+    brand = await make_party("brand")
+    creator = await make_party("creator")
+    created = campaign_body(creator.id)
+    created["brief"] = "nul \u0000 here"
+    assert_problem(await brand.client.post("/v1/campaigns", json=created), 422, "validation_error")
+    assert (await ok(await brand.client.get("/v1/campaigns")))["items"] == []
+    literal = campaign_body(creator.id)
+    literal["brief"] = "a literal \\u0000 is text"
+    await ok(await brand.client.post("/v1/campaigns", json=literal), 201)
+    response = await api.http.get("/v1/ledger", params={"campaign_id": "x\u0000"})
+    assert_problem(response, 422, "validation_error")
