@@ -204,13 +204,11 @@ class CampaignWorkflow:
                 f":{state.fund_attempts + 1}" if state.fund_attempts else ""
             )
             try:
-                movement = await workflow.execute_activity(
+                movement = await _move_money(
                     "fund_campaign",
                     self._funding(key, req.payment_method),
                     result_type=Movement,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
                     schedule_to_close_timeout=FUNDING_DEADLINE,
-                    retry_policy=MONEY_RETRY,
                 )
             except ActivityError as err:
                 if _error_type(err) == PAYMENT_DECLINED:
@@ -267,7 +265,7 @@ class CampaignWorkflow:
         async with self._lock:
             self._check_funding_settled(req)
             state = self.campaign
-            await workflow.execute_activity(
+            await _move_money(
                 "settle_funding",
                 SettleFunding(
                     idempotency_key=state.funding_key or "",
@@ -276,8 +274,6 @@ class CampaignWorkflow:
                     succeeded=req.succeeded,
                     reason=req.reason,
                 ),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=MONEY_RETRY,
             )
             if req.succeeded:
                 self._funded()
@@ -788,7 +784,7 @@ class CampaignWorkflow:
         open_items = [d for d in state.deliverables if d.status not in FINAL]
         owed = sum(d.amount for d in open_items if d.status == DeliverableStatus.APPROVED)
         taken = min(req.amount, state.escrow.held)
-        await workflow.execute_activity(
+        await _move_money(
             "record_chargeback",
             RecordChargeback(
                 idempotency_key=f"{state.id}:chargeback:{req.dispute_id}",
@@ -797,8 +793,6 @@ class CampaignWorkflow:
                 amount=req.amount,
                 reference=req.dispute_id,
             ),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=MONEY_RETRY,
         )
         state.escrow = state.escrow.charge_back(taken)
         for item in open_items:
@@ -954,12 +948,10 @@ class CampaignWorkflow:
         still settling, the campaign waits for it; captured, it is booked and refunded in
         full, so the brand is never charged for a campaign that did not run."""
         state = self.campaign
-        found = await workflow.execute_activity(
+        found = await _move_money(
             "find_funding",
             self._funding(state.funding_key or "", DEFAULT_PAYMENT_METHOD),
             result_type=Movement | None,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=MONEY_RETRY,
         )
         state.funding_key = None
         if found is None:
@@ -1047,7 +1039,7 @@ class CampaignWorkflow:
         split = split_release(gross, state.terms.platform_fee_bps, self._commission_bps())
 
         async def release(n: int) -> None:
-            await workflow.execute_activity(
+            await _move_money(
                 "release_funds",
                 ReleaseFunds(
                     idempotency_key=key,
@@ -1062,8 +1054,6 @@ class CampaignWorkflow:
                     attempt=n,
                 ),
                 result_type=Movement,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=MONEY_RETRY,
             )
 
         if attempt is not None:
@@ -1079,7 +1069,7 @@ class CampaignWorkflow:
         state = self.campaign
 
         async def refund(n: int) -> None:
-            await workflow.execute_activity(
+            await _move_money(
                 "refund_funds",
                 RefundFunds(
                     idempotency_key=key,
@@ -1089,8 +1079,6 @@ class CampaignWorkflow:
                     attempt=n,
                 ),
                 result_type=Movement,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=MONEY_RETRY,
             )
 
         await self._until_paid(f"refund {key}", refund)
@@ -1302,6 +1290,13 @@ def _child_end(err: ChildWorkflowError) -> str:
     if isinstance(cause, ChildTimeoutError):
         return "timed_out"
     return "failed"
+
+
+async def _move_money(activity: str, arg: Any, **options: Any) -> Any:
+    """Every money activity with the same timeout and the rail's retries (MONEY_RETRY)."""
+    return await workflow.execute_activity(
+        activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=MONEY_RETRY, **options
+    )
 
 
 def _refusal_reason(err: ActivityError) -> str:

@@ -125,13 +125,7 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
             amount=amount if isinstance(amount, int) and amount >= 0 else 0,
             reason=str(obj.get("reason") or "")[:500],
         )
-        try:
-            await send_update(
-                temporal, f"campaign-{campaign_id}", "card_dispute", card, request=request
-            )
-        except ProblemError as err:
-            if err.code != "invalid_state":  # already known, or its final word already in
-                raise
+        await _tell(temporal, campaign_id, "card_dispute", card, request)
         return campaign_id
     if kind == "account.updated" and obj.get("payouts_enabled"):
         # A connected account can be paid now: its blocked payouts go again.
@@ -146,18 +140,9 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
                 CampaignRecord.status.in_(("active", "cancelled", "disputed", "frozen")),
             )
         )
+        retry = RetryPayouts(reason=f"Stripe account {obj.get('id')} can be paid")
         for campaign_id in campaigns.all():
-            try:
-                await send_update(
-                    temporal,
-                    f"campaign-{campaign_id}",
-                    "retry_payouts",
-                    RetryPayouts(reason=f"Stripe account {obj.get('id')} can be paid"),
-                    request=request,
-                )
-            except ProblemError as err:
-                if err.code != "invalid_state":  # nothing blocked there
-                    raise
+            await _tell(temporal, campaign_id, "retry_payouts", retry, request)
         return party.id
     if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
         # A charge that was settling (`funding_pending`), or whose answer the fund action
@@ -176,12 +161,16 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
             succeeded=kind == "payment_intent.succeeded",
             reason=str(reason)[:500],
         )
-        try:
-            await send_update(
-                temporal, f"campaign-{campaign_id}", "funding_settled", settled, request=request
-            )
-        except ProblemError as err:
-            if err.code != "invalid_state":  # nothing settling there: already applied
-                raise
+        await _tell(temporal, campaign_id, "funding_settled", settled, request)
         return campaign_id
     return None
+
+
+async def _tell(temporal, campaign_id: str, update: str, arg, request: Request) -> None:
+    """The rail's word to a campaign. A campaign that has nothing to do with it (already
+    known, nothing blocked, nothing settling: `invalid_state`) is fine: events repeat."""
+    try:
+        await send_update(temporal, f"campaign-{campaign_id}", update, arg, request=request)
+    except ProblemError as err:
+        if err.code != "invalid_state":
+            raise

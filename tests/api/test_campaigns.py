@@ -29,6 +29,10 @@ ZERO = {
 }
 
 
+# A submission as the creator posts it.
+WORK = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1}}
+
+
 def campaign_body(creator_id: str, amounts=(10_000, 5_000), **terms) -> dict:
     return {
         "title": "Spring launch",

@@ -3,10 +3,8 @@ any order and any number of times; a lost one is a chargeback in the ledger and 
 
 from __future__ import annotations
 
-from tests.api.test_campaigns import create_and_fund, ok, until
+from tests.api.test_campaigns import WORK, create_and_fund, ok, until
 from tests.api.test_stripe_webhooks import dispute_event, funding_reference, signed
-
-WORK = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1}}
 
 
 async def deliver(api, event: dict) -> dict:

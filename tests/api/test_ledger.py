@@ -3,10 +3,8 @@ the admin; the admin's whole ledger with filters."""
 
 from __future__ import annotations
 
-from tests.api.test_campaigns import create_and_fund, ok, until
+from tests.api.test_campaigns import WORK, create_and_fund, ok, until
 from tests.api.test_parties import assert_problem
-
-WORK = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1}}
 
 
 async def test_a_campaigns_legs_add_up_and_only_its_people_see_them(api, trio):

@@ -7,11 +7,9 @@ from __future__ import annotations
 from sqlmodel import select
 
 from db.models import LedgerEntry, Party
-from tests.api.test_campaigns import create_and_fund, ok, until
+from tests.api.test_campaigns import WORK, create_and_fund, ok, until
 from tests.api.test_parties import assert_problem
 from tests.api.test_stripe_webhooks import signed
-
-WORK = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1}}
 
 
 async def set_account(sessionmaker, party_id: str, account: str) -> None:

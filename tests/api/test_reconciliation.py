@@ -8,9 +8,7 @@ from datetime import timedelta
 from sqlmodel import select
 
 from db.models import LedgerEntry, SandboxMovement, utcnow
-from tests.api.test_campaigns import create_and_fund, ok, until
-
-WORK = {"url": "https://instagram.com/p/1", "notes": "live", "metrics": {"views": 1}}
+from tests.api.test_campaigns import WORK, create_and_fund, ok, until
 
 
 def about(report: dict, campaign_id: str) -> list[str]:

@@ -13,7 +13,7 @@ from temporalio.client import WorkflowUpdateFailedError
 
 from activities.rails import SandboxRail
 from db.models import LedgerEntry
-from domain.campaign import FundingSettled, FundRequest, SubmitDeliverable
+from domain.campaign import AcceptCampaign, FundingSettled, FundRequest, SubmitDeliverable
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign, start, state
 from tests.workflows.test_dispute import refused
 from worker import build_worker
@@ -23,12 +23,21 @@ SETTLING_METHOD = "pm_sepa_debit_processing"
 
 
 async def accept(handle) -> None:
-    from domain.campaign import AcceptCampaign
-
     contract = (await state(handle))["contract_hash"]
     await handle.execute_update(
         CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
     )
+
+
+async def settling(env, task_queue):
+    """A campaign funded with a method that settles later: `funding_pending`."""
+    new = new_campaign()
+    campaign = await start(env, task_queue, new)
+    await accept(campaign)
+    await campaign.execute_update(
+        CampaignWorkflow.fund, FundRequest(actor_id=BRAND, payment_method=SETTLING_METHOD)
+    )
+    return new, campaign
 
 
 async def fund_rows(sessionmaker, cid: str) -> list[tuple[str, str, str]]:
@@ -42,12 +51,7 @@ async def fund_rows(sessionmaker, cid: str) -> list[tuple[str, str, str]]:
 async def test_a_settling_charge_is_funding_pending_until_the_rail_confirms_it(
     env, task_queue, sessionmaker
 ):
-    new = new_campaign()
-    campaign = await start(env, task_queue, new)
-    await accept(campaign)
-    await campaign.execute_update(
-        CampaignWorkflow.fund, FundRequest(actor_id=BRAND, payment_method=SETTLING_METHOD)
-    )
+    new, campaign = await settling(env, task_queue)
     pending = await state(campaign)
     assert pending["status"] == "funding_pending" and pending["escrow"]["funded"] == 0
     assert await fund_rows(sessionmaker, new.id) == [(":fund", "fund", "settling")]
@@ -83,12 +87,7 @@ async def test_a_settling_charge_is_funding_pending_until_the_rail_confirms_it(
 async def test_a_failed_settling_charge_returns_to_awaiting_funding_under_a_new_key(
     env, task_queue, sessionmaker
 ):
-    new = new_campaign()
-    campaign = await start(env, task_queue, new)
-    await accept(campaign)
-    await campaign.execute_update(
-        CampaignWorkflow.fund, FundRequest(actor_id=BRAND, payment_method=SETTLING_METHOD)
-    )
+    new, campaign = await settling(env, task_queue)
     reference = (await state(campaign))["funding_reference"]
     await campaign.execute_update(
         CampaignWorkflow.funding_settled,
