@@ -4,6 +4,7 @@ sentence (time-skipping)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import timedelta
@@ -45,14 +46,18 @@ async def details(handle) -> str:
 
 async def search_attribute(env, workflow_id: str, name: str):
     """From the raw describe: the time-skipping server's parsed describe can fail on
-    Datetime attributes (see test_long_lived.py)."""
-    described = await env.client.workflow_service.describe_workflow_execution(
-        DescribeWorkflowExecutionRequest(
-            namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
-        )
+    Datetime attributes (see test_long_lived.py). A just-started dispute upserts its
+    attributes in its first workflow task, so this waits (bounded) for them to appear."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=env.client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
     )
-    fields = described.workflow_execution_info.search_attributes.indexed_fields
-    return PayloadConverter.default.from_payload(fields[name]) if name in fields else None
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        described = await env.client.workflow_service.describe_workflow_execution(request)
+        fields = described.workflow_execution_info.search_attributes.indexed_fields
+        if name in fields or asyncio.get_running_loop().time() > deadline:
+            return PayloadConverter.default.from_payload(fields[name]) if name in fields else None
+        await asyncio.sleep(0.05)
 
 
 async def test_details_show_names_money_deadline_work_evidence_and_the_json_to_send(
