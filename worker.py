@@ -31,6 +31,7 @@ from domain.errors import RefusalFailureConverter
 from workflows import WORKFLOWS
 from workflows.authority import AuthorityInterceptor
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationWorkflow
+from workflows.repeats import RepeatedUpdates
 
 log = logging.getLogger("parley.worker")
 
@@ -50,7 +51,8 @@ def build_worker(
         activities=build_activities(settings, sessionmaker, rail),
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
-        interceptors=[AuthorityInterceptor(settings.authority_key)],
+        # Who sent it first; then a repeat from an earlier run gets that run's answer.
+        interceptors=[AuthorityInterceptor(settings.authority_key), RepeatedUpdates()],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -19,6 +19,9 @@ from domain.terms import Terms
 # A run continues as new at this many history events, far below Temporal's 50,000-event
 # and 50 MB limits (a normal two-deliverable campaign is about 130 events).
 HISTORY_LIMIT = 5_000
+# The most recent Update answers a run hands to the next (see workflows/repeats.py): a client
+# retries within minutes, far fewer Updates than a run holds.
+ANSWERS_CARRIED = 200
 
 
 class CampaignStatus(StrEnum):
@@ -162,6 +165,8 @@ class NewCampaign(BaseModel):
     # sooner), and the state the next run starts from.
     history_limit: int = HISTORY_LIMIT
     carried: CampaignState | None = None
+    # Update id -> the answer it got, for Updates retried into the next run.
+    answered: dict[str, dict[str, Any]] = {}
 
     @model_validator(mode="after")
     def _commission_only_for_creator_agency(self) -> NewCampaign:

@@ -96,6 +96,7 @@ class NewDispute(BaseModel):
     terms: Terms
     history_limit: int = HISTORY_LIMIT  # continue-as-new, as the campaign's
     carried: DisputeState | None = None
+    answered: dict[str, dict[str, Any]] = {}  # as NewCampaign.answered
 
 
 class Outcome(Split):

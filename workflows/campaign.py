@@ -102,6 +102,7 @@ class CampaignWorkflow:
     def __init__(self, new: NewCampaign) -> None:
         self.campaign: CampaignState = new.carried or open_campaign(new, workflow.now())
         self._history_limit = new.history_limit
+        self.answered = dict(new.answered)  # see workflows/repeats.py
         self._lock = asyncio.Lock()
         self._ready = False
         self._published: dict[str, Any] = {}
@@ -119,7 +120,9 @@ class CampaignWorkflow:
         self._ready = True
         while not self._finished():
             if self._time_to_continue_as_new(new.history_limit):
-                workflow.continue_as_new(new.model_copy(update={"carried": self.campaign}))
+                workflow.continue_as_new(
+                    new.model_copy(update={"carried": self.campaign, "answered": self.answered})
+                )
             try:
                 await sleep_until_due(
                     self._next_wake,

@@ -104,6 +104,7 @@ class DisputeWorkflow:
             filed_at=now,
             deadline=now + new.terms.response_window,
         )
+        self.answered = dict(new.answered)  # see workflows/repeats.py
         self._lock = asyncio.Lock()
         # Updates accepted but not yet applied, per capped list (see `_lock_admitted`).
         self._admitted: Counter[str] = Counter()
@@ -120,7 +121,9 @@ class DisputeWorkflow:
         while self.dispute.stage not in CLOSED:
             if self._time_to_continue_as_new(new.history_limit):
                 # The campaign awaiting this child follows it to the new run.
-                workflow.continue_as_new(new.model_copy(update={"carried": self.dispute}))
+                workflow.continue_as_new(
+                    new.model_copy(update={"carried": self.dispute, "answered": self.answered})
+                )
             try:
                 await sleep_until_due(
                     self._next_wake,

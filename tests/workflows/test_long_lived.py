@@ -200,3 +200,46 @@ async def test_update_answers_stay_small_whatever_the_campaign_holds(env, task_q
     # The state keeps each deliverable's latest URL and digest, not the notes or metrics.
     latest = (await state(campaign))["deliverables"][0]["submissions"]
     assert len(latest) == 1 and latest[0]["notes"] == "" and len(latest[0]["sha256"]) == 64
+
+
+async def test_an_update_retried_after_continue_as_new_gets_its_first_answer(env, task_queue):
+    # The API derives an Update's id from the client's Idempotency-Key. Temporal dedupes ids
+    # within a run only, so the workflow carries its recent answers into the next run.
+    new = new_campaign(amounts=(10_000, 5_000), max_revisions=30)
+    campaign = await start(env, task_queue, new.model_copy(update={"history_limit": 80}))
+    await accept_and_fund(campaign)
+    work = {"actor_id": CREATOR, "url": "https://x.io/post"}
+    submit_1 = SubmitDeliverable(index=1, **work)
+    first = await campaign.execute_update(CampaignWorkflow.submit, submit_1, id="key-submit-1")
+    for round_ in range(12):
+        await campaign.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=0, **work))
+        await campaign.execute_update(
+            CampaignWorkflow.request_changes,
+            RequestChanges(actor_id=BRAND, index=0, reason=f"round {round_}"),
+        )
+    assert len(await _run_histories(env, campaign.id)) > 1
+    again = await campaign.execute_update(CampaignWorkflow.submit, submit_1, id="key-submit-1")
+    assert again == first
+    assert (await state(campaign))["deliverables"][1]["revisions"] == 0
+
+
+async def test_a_dispute_update_retried_after_continue_as_new_acts_once(env, task_queue):
+    new = new_campaign(amounts=(10_000, 5_000)).model_copy(update={"history_limit": 80})
+    campaign = await start(env, task_queue, new)
+    await accept_and_fund(campaign)
+    dispute = await file(env, campaign, claim=(0, 15_000))
+    await dispute.execute_update(
+        DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="I did post")
+    )
+    offer = MakeOffer(actor_id=CREATOR, release_to_creator=15_000, refund_to_brand=0)
+    first = await dispute.execute_update(DisputeWorkflow.make_offer, offer, id="key-offer")
+    for n in range(40):
+        await dispute.execute_update(
+            DisputeWorkflow.make_offer,
+            MakeOffer(actor_id=BRAND, release_to_creator=n, refund_to_brand=15_000 - n),
+        )
+    assert len(await _run_histories(env, dispute.id)) > 1
+    again = await dispute.execute_update(DisputeWorkflow.make_offer, offer, id="key-offer")
+    assert again == first
+    offers = (await dispute.query(DisputeWorkflow.state))["offers"]
+    assert len(offers) == 41
