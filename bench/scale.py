@@ -1,0 +1,279 @@
+"""Scale: N open campaigns through the API, then a burst of deadlines (issue #13).
+
+    python -m bench.scale [--campaigns 1000] [--clients 8] [--spread 60] [--workers 1]
+
+On its own embedded stack (Temporal dev server, the API in this process, the worker as
+`--workers` separate processes, SQLite): `--clients` concurrent clients create `--campaigns`
+one-deliverable campaigns, each with an acceptance window that ends inside one burst of
+`--spread` seconds that starts once every campaign is open (plus `--lead` seconds). Nobody
+accepts, so every campaign's acceptance reminder fires and then its expiry: the deadline
+burst of a brand launching many creators at once. Prints the creation rate, the resident
+memory of the worker(s), the Temporal server and this process (API + clients) with all
+campaigns open, each deadline's lateness (the `campaign.expired` timeline entry's time
+minus `accept_by`) as p50/p90/p99/max, the fraction that fired within `--patience`
+seconds after the burst, and how the API answered a probe client meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import create_engine
+from sqlmodel import Session, select
+
+from bench.campaign_lifecycle import (
+    BenchError,
+    Stack,
+    banner,
+    create_parties,
+    embedded_stack,
+    party_client,
+    percentile,
+)
+from db.models import CampaignRecord, TimelineEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of one process (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def temporal_server_pid(port: str) -> int | None:
+    """The dev server this bench started: the `temporal` process listening on `port`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"temporal") and port.encode() in argv:
+            return int(entry.name)
+    return None
+
+
+class Workers:
+    """`--workers` × `python worker.py` against the bench's stack."""
+
+    def __init__(self, stack: Stack, count: int, log: Path) -> None:
+        settings = stack.settings
+        host, port = stack.client.service_client.config.target_host.rsplit(":", 1)
+        self.env = {
+            **os.environ,
+            "PARLEY_TEMPORAL_HOST": host,
+            "PARLEY_TEMPORAL_PORT": port,
+            "PARLEY_TASK_QUEUE": settings.task_queue,
+            "PARLEY_DATABASE_URL": settings.db_url,
+            "PARLEY_DATA_DIR": str(settings.data_dir),
+            "PARLEY_ADMIN_TOKEN": settings.admin_token or "",
+            "PARLEY_RECONCILIATION_EVERY_MINUTES": "0",
+        }
+        self.log = log.open("ab")
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, "worker.py"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=self.log,
+                stderr=subprocess.STDOUT,
+            )
+            for _ in range(count)
+        ]
+
+    def rss(self) -> list[float]:
+        return [rss_mib(p.pid) for p in self.processes if p.poll() is None]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.log.close()
+
+
+async def create_all(stack: Stack, args, burst_at: datetime) -> tuple[list[str], float, int]:
+    """The campaigns, created by `args.clients` clients; each one's acceptance window ends
+    at its slot in the burst. Answers the ids, the creation rate and how many could not be
+    given their slot (created too late for it: their window is 60 s instead)."""
+    made = await create_parties(stack, {"brand": {}, "creator": {"stripe_account": "acct_scale"}})
+    creator_id = made["creator"]["id"]
+    ids: list[str] = []
+    late = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for n in range(args.campaigns):
+        queue.put_nowait(n)
+
+    async def client_loop(brand: httpx.AsyncClient) -> None:
+        nonlocal late
+        while not queue.empty():
+            n = queue.get_nowait()
+            slot = burst_at + timedelta(seconds=args.spread * n / args.campaigns)
+            window = int((slot - datetime.now(UTC)).total_seconds())
+            if window < 60:
+                late, window = late + 1, 60
+            body = {
+                "title": f"Scale {n}",
+                "creator_id": creator_id,
+                "currency": "eur",
+                "deliverables": [{"title": "Post", "amount": 10_000}],
+                "terms": {"acceptance_window": f"PT{window}S"},
+            }
+            for _ in range(30):
+                response = await brand.post(
+                    "/v1/campaigns", json=body, headers={"Idempotency-Key": f"scale-{n}"}
+                )
+                if response.status_code not in (429, 503):
+                    break
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+            if response.status_code != 201:
+                raise BenchError(f"create {n}: {response.status_code} {response.text[:300]}")
+            ids.append(response.json()["id"])
+            if len(ids) % 500 == 0:
+                print(f"  {len(ids)} open", flush=True)
+
+    started = time.perf_counter()
+    async with party_client(stack, made["brand"], args.clients) as brand:
+        await asyncio.gather(*(client_loop(brand) for _ in range(args.clients)))
+    return ids, len(ids) / (time.perf_counter() - started), late
+
+
+def fired(db_url: str, ids: list[str]) -> tuple[dict[str, float], int]:
+    """Each expired campaign's lateness in seconds (timeline time − accept_by), and how
+    many acceptance reminders were recorded."""
+    engine = create_engine(db_url)
+    with Session(engine) as session:
+        deadlines = {
+            r.id: datetime.fromisoformat(r.snapshot["accept_by"].replace("Z", "+00:00"))
+            for r in session.exec(select(CampaignRecord)).all()
+            if r.snapshot.get("accept_by")
+        }
+        events = session.exec(
+            select(TimelineEvent).where(
+                TimelineEvent.kind.in_(("campaign.expired", "reminder.acceptance"))
+            )
+        ).all()
+    engine.dispose()
+    lateness, reminders = {}, 0
+    for event in events:
+        if event.kind == "campaign.expired" and event.campaign_id in deadlines:
+            at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
+            lateness[event.campaign_id] = (at - deadlines[event.campaign_id]).total_seconds()
+        else:
+            reminders += 1
+    return {cid: lateness[cid] for cid in ids if cid in lateness}, reminders
+
+
+async def probe(stack: Stack, admin_token: str, stop: asyncio.Event) -> Counter:
+    """One read a second through the API while the burst runs: its answers by status (and
+    'slow' over 5 s)."""
+    seen: Counter = Counter()
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=stack.base_url, headers=headers, timeout=30) as admin:
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                response = await admin.get("/v1/campaigns", params={"limit": 1})
+                seen[str(response.status_code)] += 1
+            except httpx.HTTPError as err:
+                seen[type(err).__name__] += 1
+            if time.perf_counter() - started > 5:
+                seen["slow"] += 1
+            try:
+                await asyncio.wait_for(stop.wait(), 1)
+            except TimeoutError:
+                pass
+    return seen
+
+
+async def scale(args) -> int:
+    banner("bench.scale")
+    print(
+        f"{args.campaigns} campaigns · {args.clients} clients · burst of {args.spread} s, "
+        f"{args.lead} s after the last one opens · {args.workers} worker process(es)"
+    )
+    async with embedded_stack(worker=False) as stack:
+        log = Path(stack.settings.data_dir).parent / "workers.log"
+        workers = Workers(stack, args.workers, log)
+        try:
+            # The burst starts `lead` s after the last campaign is expected to open (at the
+            # pessimistic `--rate` campaigns/s).
+            opening = args.campaigns / args.rate
+            burst_at = datetime.now(UTC) + timedelta(seconds=opening + args.lead)
+            print(f"creating (burst at {burst_at:%H:%M:%S} UTC) ...", flush=True)
+            ids, rate, late = await create_all(stack, args, burst_at)
+            port = stack.client.service_client.config.target_host.rsplit(":", 1)[1]
+            server = temporal_server_pid(port)
+            memory = {
+                "worker(s)": sum(workers.rss()),
+                "temporal server": rss_mib(server) if server else float("nan"),
+                "API + clients": rss_mib(os.getpid()),
+            }
+            print(
+                f"created {len(ids)} in {len(ids) / rate:.0f} s: {rate:.1f} campaigns/s "
+                f"({late} too late for their slot)"
+            )
+            print("RSS with all open: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items()))
+            stop = asyncio.Event()
+            probing = asyncio.create_task(probe(stack, stack.settings.admin_token, stop))
+            end = burst_at + timedelta(seconds=args.spread + args.patience)
+            while datetime.now(UTC) < end:
+                lateness, _ = fired(stack.settings.db_url, ids)
+                if len(lateness) == len(ids):
+                    break
+                await asyncio.sleep(2)
+            stop.set()
+            answers = await probing
+            lateness, reminders = fired(stack.settings.db_url, ids)
+            peak = {"worker(s)": sum(workers.rss())}
+        finally:
+            workers.stop()
+    values = sorted(lateness.values())
+    share = len(values) / len(ids) if ids else 0
+    print(
+        f"deadlines fired: {len(values)}/{len(ids)} ({share:.1%}) within {args.patience} s "
+        f"after the burst; reminders recorded: {reminders}"
+    )
+    if values:
+        print(
+            "lateness (s): "
+            + " · ".join(f"p{p} {percentile(values, p):.2f}" for p in (50, 90, 99))
+            + f" · max {values[-1]:.2f}"
+        )
+    print(f"worker RSS after the burst: {peak['worker(s)']:.0f} MiB")
+    print("API probe during the burst: " + ", ".join(f"{k}: {v}" for k, v in answers.items()))
+    return 0 if share == 1 else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--campaigns", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8, help="concurrent API clients")
+    parser.add_argument("--spread", type=int, default=60, help="seconds the burst lasts")
+    parser.add_argument("--lead", type=int, default=60, help="seconds from open to burst")
+    parser.add_argument(
+        "--rate", type=float, default=5, help="campaigns/s assumed when placing the burst"
+    )
+    parser.add_argument("--patience", type=int, default=600, help="seconds after the burst")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    sys.exit(asyncio.run(scale(parser.parse_args())))
+
+
+if __name__ == "__main__":
+    main()
