@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format demo bench bench-dispute bench-history clean
+.PHONY: dev test lint format demo bench bench-dispute bench-history bench-scale bench-soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ bench-dispute: $(STAMP)
 
 bench-history: $(STAMP)
 	$(PY) -m bench.history_budget
+
+bench-scale: $(STAMP)
+	$(PY) -m bench.scale $(BENCH_ARGS)
+
+bench-soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     # Signs the API's Updates and mediators' console tokens (domain/authority.py); without it
     # the admin token's digest serves. The API and every worker must share it.
     action_secret: str | None = None
+    # The API as mediators' browsers reach it: the evidence links in the Temporal UI's details
+    # point there (workflows/console.py). Default: http://{api_host}:{api_port}.
+    public_api_url: str | None = None
+    # After `POST /v1/parties/me/api-key` the replaced key still works this long (0: not at all).
+    api_key_grace_seconds: int = Field(24 * 3600, ge=0)
     payments: Literal["sandbox", "stripe"] = "sandbox"
     smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1] or smtps://…
     smtp_from: str = "Parley <notifications@parley.local>"
@@ -65,6 +70,10 @@ class Settings(BaseSettings):
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"{self.temporal_host}:{self.temporal_port}"
+
+    @property
+    def console_url(self) -> str:
+        return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
 
     @property
     def authority_key(self) -> bytes | None:

@@ -30,6 +30,7 @@ from db.engine import make_engine, make_sessionmaker
 from domain.errors import RefusalFailureConverter
 from workflows import WORKFLOWS
 from workflows.authority import AuthorityInterceptor
+from workflows.console import ConsoleDetailsInterceptor, EvidenceLinks
 from workflows.reconciliation import SCHEDULE_ID, ReconciliationWorkflow
 from workflows.repeats import RepeatedUpdates
 
@@ -52,7 +53,15 @@ def build_worker(
         max_concurrent_activities=settings.worker_max_concurrent_activities,
         max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
         # Who sent it first; then a repeat from an earlier run gets that run's answer.
-        interceptors=[AuthorityInterceptor(settings.authority_key), RepeatedUpdates()],
+        interceptors=[
+            AuthorityInterceptor(settings.authority_key),
+            RepeatedUpdates(),
+            ConsoleDetailsInterceptor(
+                EvidenceLinks(settings.authority_key, settings.console_url)
+                if settings.authority_key
+                else None
+            ),
+        ],
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
 

@@ -15,6 +15,7 @@ under a new key (`{key}:2`), as Stripe keeps answering a key with its first erro
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -23,7 +24,7 @@ from enum import StrEnum
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select, update
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.rails import (
     Charge,
@@ -81,7 +82,15 @@ def build_rail(settings: Settings, sessionmaker) -> Rail:
 
 
 def _declined(message: str) -> ApplicationError:
-    return ApplicationError(message, type=PAYMENT_DECLINED, non_retryable=True)
+    # A business outcome, not a fault: one line here, and BENIGN so the SDK does not log the
+    # failure with its traceback at WARNING (issue #14).
+    logging.getLogger("parley.payments").info("payment declined: %s", message)
+    return ApplicationError(
+        message,
+        type=PAYMENT_DECLINED,
+        non_retryable=True,
+        category=ApplicationErrorCategory.BENIGN,
+    )
 
 
 def _refused(message: str) -> ApplicationError:
@@ -153,7 +162,11 @@ class PaymentActivities:
         accounts = await self._stripe_accounts(req.creator_id, req.agency_id)
 
         def transfer_to(party_id: str, amount: int):
-            async def transfer(key: str, _: bool) -> Charge:
+            async def transfer(key: str, tried_before: bool) -> Charge:
+                # Looked up first after an unanswered attempt, as a charge is: Stripe forgets
+                # a key after 24 h, and sending again under it then would pay twice.
+                if tried_before and (found := await self.rail.find_transfer(key, req.campaign_id)):
+                    return found, False
                 account = accounts.get(party_id)
                 reference = await self.rail.transfer(
                     key, amount, req.currency, party_id, account, req.campaign_id
@@ -187,7 +200,9 @@ class PaymentActivities:
         # leaves no pending entry behind.
         charge_reference = await self._funding_reference(req.campaign_id)
 
-        async def refund(key: str, _: bool) -> Charge:
+        async def refund(key: str, tried_before: bool) -> Charge:
+            if tried_before and (found := await self.rail.find_refund(key, charge_reference)):
+                return found, False
             return await self.rail.refund(key, charge_reference, req.amount), False
 
         return await self._leg(req, LedgerKind.REFUND, req.idempotency_key, req.amount, refund)

@@ -47,6 +47,9 @@ STRIPE_REFUSALS = (
 SANDBOX_BLOCKED_ACCOUNT_PREFIX = "acct_blocked"
 
 
+# Under the money activities' start-to-close timeout (workflows/campaign.py, 30 s).
+HTTP_TIMEOUT_SECONDS = 20.0
+
 # A charge's outcome: the rail's id for it, and whether it is still settling.
 Charge = tuple[str, bool]
 
@@ -80,6 +83,12 @@ class Rail(Protocol):
 
     async def refund(self, key: str, charge_reference: str, amount: int) -> str: ...
 
+    async def find_transfer(self, key: str, transfer_group: str) -> str | None:
+        """The transfer made under `key`, looked up by what it carries; None if none was."""
+
+    async def find_refund(self, key: str, charge_reference: str) -> str | None:
+        """The refund made under `key`, looked up by what it carries; None if none was."""
+
 
 def is_declined_test_method(payment_method: str) -> bool:
     # Stripe's test names for declines all contain "chargeDeclined"
@@ -90,6 +99,11 @@ def is_declined_test_method(payment_method: str) -> bool:
 def is_settling_test_method(payment_method: str) -> bool:
     # A method that settles later (a bank debit: `processing` on Stripe) in the sandbox.
     return "processing" in payment_method.lower()
+
+
+def _carried_key(obj: stripe.StripeObject) -> str | None:
+    """The business key an object carries in its metadata (StripeObjects are not dicts)."""
+    return (obj.to_dict().get("metadata") or {}).get("idempotency_key")
 
 
 class SandboxRail:
@@ -148,6 +162,20 @@ class SandboxRail:
             raise LookupError(f"sandbox has no charge {charge_reference}")
         return await self._book(key, "refund", "re", amount, charge.currency, charge_reference)
 
+    async def find_transfer(self, key: str, transfer_group: str) -> str | None:
+        return await self._booked(key, "transfer")
+
+    async def find_refund(self, key: str, charge_reference: str) -> str | None:
+        return await self._booked(key, "refund")
+
+    async def _booked(self, key: str, kind: str) -> str | None:
+        # The sandbox never forgets a key, so a repeated call is answered by `_book` anyway.
+        async with self.sessionmaker() as session:
+            query = select(SandboxMovement.reference).where(
+                SandboxMovement.idempotency_key == key, SandboxMovement.kind == kind
+            )
+            return (await session.exec(query)).first()
+
     async def _book(
         self,
         key: str,
@@ -185,7 +213,9 @@ class StripeRail:
 
     Retries are Temporal's job (backoff, visible in history), so the SDK does not retry;
     every POST carries the business key as `Idempotency-Key`, so Stripe dedupes Temporal's
-    retries for 24 h.
+    retries for 24 h. Stripe may prune a key after that and would then make a second object,
+    so a retry after an unanswered attempt first looks the object up by the key it carries in
+    its metadata (`find_charge`, `find_transfer`, `find_refund`).
     """
 
     name = "stripe"
@@ -196,7 +226,9 @@ class StripeRail:
         self.client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base} if api_base else None,
-            http_client=stripe.HTTPXClient(),
+            # A hung answer ends the attempt before its activity times out (30 s), so the
+            # retry starts from a finished attempt, not beside one still waiting (SDK: 80 s).
+            http_client=stripe.HTTPXClient(timeout=HTTP_TIMEOUT_SECONDS),
             max_network_retries=0,
         )
 
@@ -295,3 +327,23 @@ class StripeRail:
         except STRIPE_REFUSALS as err:  # e.g. charge_disputed, amount_too_large
             raise RailRefused(err.user_message or str(err)) from err
         return refund.id
+
+    async def find_transfer(self, key: str, transfer_group: str) -> str | None:
+        # Listing is consistent at once (search is not), and a campaign's transfers share
+        # its transfer_group.
+        page = await self.client.v1.transfers.list_async(
+            {"transfer_group": transfer_group, "limit": 100}
+        )
+        async for transfer in page.auto_paging_iter():
+            if _carried_key(transfer) == key:
+                return transfer.id
+        return None
+
+    async def find_refund(self, key: str, charge_reference: str) -> str | None:
+        page = await self.client.v1.refunds.list_async(
+            {"payment_intent": charge_reference, "limit": 100}
+        )
+        async for refund in page.auto_paging_iter():
+            if _carried_key(refund) == key:
+                return refund.id
+        return None

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import or_
 from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep
 from api.errors import ProblemError
-from db.models import Party
+from api.observability import party_id
+from db.models import Party, as_utc, utcnow
 from domain.parties import Role
 
 
@@ -33,6 +36,8 @@ class Principal:
     id: str | None
     role: Role | None
     name: str = "admin"
+    # Authenticated with the key a rotation replaced (valid until its grace period ends).
+    previous_key: bool = False
 
     @property
     def is_admin(self) -> bool:
@@ -46,8 +51,18 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() or None
 
 
+# Documents the bearer scheme in OpenAPI (Swagger UI's Authorize button); the key is read and
+# refused below, so a missing one is Parley's 401 problem, not FastAPI's 403.
+bearer_scheme = HTTPBearer(
+    auto_error=False, scheme_name="bearer", description="A party's API key, or the admin token"
+)
+
+
 async def current_principal(
-    request: Request, session: SessionDep, settings: SettingsDep
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
 ) -> Principal:
     token = bearer_token(request)
     if not token:
@@ -55,12 +70,28 @@ async def current_principal(
     admin = settings.admin_token
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return Principal(id=None, role=None)
-    party = (
-        await session.exec(select(Party).where(Party.api_key_hash == hash_api_key(token)))
-    ).first()
+    digest = hash_api_key(token)
+    query = select(Party).where(
+        or_(Party.api_key_hash == digest, Party.previous_api_key_hash == digest)
+    )
+    party = (await session.exec(query)).first()
     if party is None:
         raise ProblemError(401, "unauthorized", "Invalid API key")
-    return Principal(id=party.id, role=Role(party.role), name=party.name)
+    previous = party.api_key_hash != digest
+    if previous:
+        expires = party.previous_api_key_expires_at
+        if expires is None or as_utc(expires) <= utcnow():
+            raise ProblemError(
+                401,
+                "unauthorized",
+                "This API key was replaced and its grace period has ended; use the new key",
+            )
+    if party.deactivated_at is not None:
+        raise ProblemError(
+            401, "unauthorized", "This party is deactivated: its API keys are refused"
+        )
+    party_id.set(party.id)  # on this request's log lines
+    return Principal(id=party.id, role=Role(party.role), name=party.name, previous_key=previous)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -1,9 +1,10 @@
 """`Idempotency-Key` for every POST (SPEC §8).
 
 The first request with a key claims a row (unique per caller and key) before it runs; its
-response is stored and replayed byte for byte. The same key with another body → 422; while
-the first is still running → 409. A 5xx frees the key so the client can retry: every effect
-behind it is itself idempotent (ledger keys derive from business data).
+response is stored and replayed byte for byte, with its status, media type and `Location`.
+The same key with another body → 422; while the first is still running → 409. A 5xx frees
+the key so the client can retry: every effect behind it is itself idempotent (ledger keys
+derive from business data).
 
 The claim's token is part of the Update id (api/temporal.py `update_id`). A 5xx keeps the
 claim, unanswered: the retry runs under it, with the same Update id, so it attaches to an
@@ -11,6 +12,11 @@ Update that did reach the workflow (whatever failed after: a timeout, a read, a 
 answer) and performs one that did not. Only when the workflow itself refused for now (503
 `payment_unavailable`: that Update is over, nothing moved) is the claim deleted, so the retry
 is a new Update — Temporal would otherwise answer the old id with the old failure.
+
+Stored bodies are sealed under the caller's credential: some carry secrets shown once (a new
+party's or a rotated API key, a webhook secret), and keys are otherwise kept only as digests.
+The scope is a digest of the `Authorization` header, so only a replay, which sends the header
+again, can open the body: a copy of the database cannot.
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ import re
 import secrets
 from datetime import timedelta
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import select
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,6 +44,7 @@ CLAIM_STATE = "idempotency_claim"  # request.state: the claim's token, for the U
 RETRY_ANEW = "idempotency_retry_anew"
 # A claim older than this belongs to a request whose process died; it may be taken over.
 ABANDONED_AFTER = timedelta(minutes=2)
+LOCATION_MAX = 2000  # IdempotencyRecord.location
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
 
 
@@ -71,13 +79,19 @@ class IdempotencyMiddleware:
             return await response(scope, receive, send)
 
         body = await _read_body(receive)
-        caller = hashlib.sha256(headers.get("authorization", "").encode()).hexdigest()
+        credential = headers.get("authorization", "").encode()
+        caller = hashlib.sha256(credential).hexdigest()
         fingerprint = request_fingerprint(
             scope["method"], path, scope.get("query_string", b""), headers, body
         )
         sessionmaker = scope["app"].state.sessionmaker
 
-        claim, refusal = await _claim(sessionmaker, caller, key, fingerprint, path)
+        try:
+            claim, refusal = await _claim(sessionmaker, caller, credential, key, fingerprint, path)
+        except (OperationalError, InterfaceError):  # e.g. SQLite locked past its busy timeout
+            refusal = problem_response(
+                503, "database_unavailable", "The database is unavailable", path
+            )
         if refusal is not None:
             return await refusal(scope, receive, send)
         record_id = claim.id
@@ -85,6 +99,7 @@ class IdempotencyMiddleware:
 
         status = 500
         content_type: str | None = None
+        location: str | None = None
         chunks: list[bytes] = []
         stored = False
 
@@ -104,15 +119,21 @@ class IdempotencyMiddleware:
                     record.in_flight = False
                     record.status_code = status
                     record.content_type = content_type
-                    record.response_body = b"".join(chunks)
+                    record.location = location
+                    record.response_body = seal(credential, b"".join(chunks))
+                    record.sealed = True
                     session.add(record)
                 await session.commit()
 
         async def capture(message: Message) -> None:
-            nonlocal status, content_type
+            nonlocal status, content_type, location
             if message["type"] == "http.response.start":
                 status = message["status"]
-                content_type = Headers(raw=message.get("headers", [])).get("content-type")
+                headers = Headers(raw=message.get("headers", []))
+                content_type = headers.get("content-type")
+                location = headers.get("location")
+                if location and len(location) > LOCATION_MAX:
+                    location = None  # never the case for Parley's own paths
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body", False):
@@ -129,7 +150,9 @@ class IdempotencyMiddleware:
                 await store()
 
 
-async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: str):
+async def _claim(
+    sessionmaker, caller: str, credential: bytes, key: str, fingerprint: str, path: str
+):
     """Insert the claim row, or decide what the duplicate request gets instead."""
     for _ in range(2):
         async with sessionmaker() as session:
@@ -182,7 +205,7 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
                     "A request with this Idempotency-Key is still being processed",
                     path,
                 )
-            return None, _StoredResponse(existing)
+            return None, _StoredResponse(existing, credential)
     return None, problem_response(
         409, "idempotency_in_flight", "Idempotency-Key is contended; retry", path
     )
@@ -191,10 +214,13 @@ async def _claim(sessionmaker, caller: str, key: str, fingerprint: str, path: st
 class _StoredResponse:
     """Replays the first response exactly, marked as a replay."""
 
-    def __init__(self, record: IdempotencyRecord) -> None:
+    def __init__(self, record: IdempotencyRecord, credential: bytes) -> None:
         self.status = record.status_code or 200
         self.body = record.response_body or b""
+        if record.sealed:
+            self.body = unseal(credential, self.body)
         self.content_type = record.content_type
+        self.location = record.location
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [
@@ -203,8 +229,32 @@ class _StoredResponse:
         ]
         if self.content_type:
             headers.append((b"content-type", self.content_type.encode()))
+        if self.location:
+            headers.append((b"location", self.location.encode("latin-1")))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+_SEAL = b"parley idempotency seal v2\0"
+_NONCE = 12  # AES-GCM's
+
+
+def _seal_key(credential: bytes) -> AESGCM:
+    # A key per caller, from the credential it presents (high-entropy API keys and tokens).
+    return AESGCM(hashlib.sha256(_SEAL + credential).digest())
+
+
+def seal(credential: bytes, body: bytes) -> bytes:
+    """The body encrypted and authenticated (AES-256-GCM) under the caller's credential:
+    a fresh nonce, then the ciphertext with its tag."""
+    nonce = secrets.token_bytes(_NONCE)
+    return nonce + _seal_key(credential).encrypt(nonce, body, _SEAL)
+
+
+def unseal(credential: bytes, sealed: bytes) -> bytes:
+    """The body; `InvalidTag` when it was not sealed under this credential or was altered."""
+    nonce, body = sealed[:_NONCE], sealed[_NONCE:]
+    return _seal_key(credential).decrypt(nonce, body, _SEAL)
 
 
 async def _read_body(receive: Receive) -> bytes:

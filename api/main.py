@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,9 +14,12 @@ from api.deadlines import with_deadlines
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.message_bus import MessageBus
+from api.observability import configure_json_logs, install_observability
+from api.openapi import install_docs, install_openapi, operation_id, refuse_unknown_query
 from api.routes import (
     admin,
     campaigns,
+    console,
     disputes,
     grants,
     health,
@@ -35,6 +39,8 @@ from db.engine import make_engine, make_sessionmaker
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
     """Build the app; the engine and Temporal client live for the app's lifespan."""
     settings = settings or get_settings()
+    if os.environ.get("PARLEY_LOG_FORMAT") == "json":
+        configure_json_logs()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,15 +59,21 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             await engine.dispose()
 
     app = FastAPI(
-        dependencies=[Depends(refuse_nul)],
+        dependencies=[Depends(refuse_nul), Depends(refuse_unknown_query)],
         title="Parley",
         version="1.0.0",
         description="Campaign escrow and dispute resolution for influencer marketing.",
         lifespan=lifespan,
+        docs_url=None,  # served from packaged assets: api/openapi.py
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     install_error_handlers(app)
+    install_openapi(app)
+    install_docs(app)
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(BodyLimitMiddleware)  # added last: outermost, before any body is read
+    app.add_middleware(BodyLimitMiddleware)  # before any body is read
+    install_observability(app)  # outermost: request ids and metrics for every answer
     app.include_router(health.router)
     app.include_router(parties.router)
     app.include_router(grants.router)
@@ -74,4 +86,5 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(ledger.router)
     app.include_router(admin.router)
     app.include_router(mediators.router)
+    app.include_router(console.router)
     return app

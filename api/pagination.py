@@ -12,7 +12,10 @@ from sqlalchemy import tuple_
 
 from api.errors import ProblemError
 
-Limit = Annotated[int, Query(ge=1, le=100)]
+# One rule for every list (issue #14): 50 items unless `limit` says otherwise, at most 100.
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 100
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page (default 50)")]
 
 
 def encode_cursor(position: list[Any]) -> str:

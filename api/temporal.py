@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import bearer_token
 from api.errors import ProblemError
 from api.idempotency import CLAIM_STATE, RETRY_ANEW
+from api.observability import workflow_id as logged_workflow_id
 from domain.errors import HTTP_STATUS, Refusal
 
 
@@ -47,6 +48,7 @@ async def send_update(
     client: Client, workflow_id: str, update: str, arg: Any, *, request: Request
 ) -> dict[str, Any]:
     handle = client.get_workflow_handle(workflow_id)
+    logged_workflow_id.set(workflow_id)  # on this request's log lines
     try:
         return await handle.execute_update(
             update, arg, id=update_id(request, update), result_type=dict

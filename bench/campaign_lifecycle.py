@@ -27,14 +27,16 @@ import math
 import os
 import platform
 import secrets
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -140,7 +142,9 @@ async def serve(app) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def embedded_stack() -> AsyncIterator[Stack]:
+async def embedded_stack(worker: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+    """`worker=False`: no worker in this process (the caller runs its own, e.g. as a process
+    it can kill); `overrides`: Settings fields (e.g. the stripe rail)."""
     admin_token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         env = await WorkflowEnvironment.start_local(
@@ -159,12 +163,15 @@ async def embedded_stack() -> AsyncIterator[Stack]:
                 database_url=url,
                 admin_token=admin_token,
                 task_queue=f"bench-{uuid.uuid4().hex[:8]}",
-                payments="sandbox",
-                smtp_url=None,
+                **{"payments": "sandbox", "smtp_url": None, **overrides},
             )
             engine = make_engine(url)
             try:
-                async with build_worker(env.client, settings, make_sessionmaker(engine)):
+                async with AsyncExitStack() as running:
+                    if worker:
+                        await running.enter_async_context(
+                            build_worker(env.client, settings, make_sessionmaker(engine))
+                        )
                     app = create_app(settings, temporal=env.client)
                     async with serve(app) as base_url:
                         yield Stack(client=env.client, base_url=base_url, settings=settings)
@@ -172,6 +179,67 @@ async def embedded_stack() -> AsyncIterator[Stack]:
                 await engine.dispose()
         finally:
             await env.shutdown()
+
+
+class WorkerProcess:
+    """`python worker.py` against a stack started with `embedded_stack(worker=False)`, as its
+    own process: one the bench can SIGKILL, restart and measure. `env`: extra settings."""
+
+    def __init__(self, stack: Stack, log: Path, **env: str) -> None:
+        settings = stack.settings
+        host, port = stack.client.service_client.config.target_host.rsplit(":", 1)
+        self.env = {
+            **os.environ,
+            "PARLEY_TEMPORAL_HOST": host,
+            "PARLEY_TEMPORAL_PORT": port,
+            "PARLEY_TASK_QUEUE": settings.task_queue,
+            "PARLEY_DATABASE_URL": settings.db_url,
+            "PARLEY_DATA_DIR": str(settings.data_dir),
+            "PARLEY_ADMIN_TOKEN": settings.admin_token or "",
+            "PARLEY_RECONCILIATION_EVERY_MINUTES": "0",
+            **env,
+        }
+        self.log = log.open("ab")
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "worker.py"],
+            env=self.env,
+            cwd=Path(__file__).resolve().parent.parent,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(30)
+            self.kills += 1
+
+    def rss_mib(self) -> float:
+        """Resident memory (Linux /proc), 0 when not running."""
+        if not self.process or self.process.poll() is not None:
+            return 0.0
+        return rss_mib(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.log.close()
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of one process (Linux /proc), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 # --- the two paths ------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -33,23 +32,17 @@ from sqlmodel import Session, select
 from bench.campaign_lifecycle import (
     BenchError,
     Stack,
+    WorkerProcess,
     banner,
     create_parties,
     embedded_stack,
     party_client,
     percentile,
+    rss_mib,
 )
 from db.models import CampaignRecord, TimelineEvent
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of one process (Linux /proc), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def temporal_server_pid(port: str) -> int | None:
@@ -64,48 +57,6 @@ def temporal_server_pid(port: str) -> int | None:
         if argv and argv[0].endswith(b"temporal") and port.encode() in argv:
             return int(entry.name)
     return None
-
-
-class Workers:
-    """`--workers` × `python worker.py` against the bench's stack."""
-
-    def __init__(self, stack: Stack, count: int, log: Path) -> None:
-        settings = stack.settings
-        host, port = stack.client.service_client.config.target_host.rsplit(":", 1)
-        self.env = {
-            **os.environ,
-            "PARLEY_TEMPORAL_HOST": host,
-            "PARLEY_TEMPORAL_PORT": port,
-            "PARLEY_TASK_QUEUE": settings.task_queue,
-            "PARLEY_DATABASE_URL": settings.db_url,
-            "PARLEY_DATA_DIR": str(settings.data_dir),
-            "PARLEY_ADMIN_TOKEN": settings.admin_token or "",
-            "PARLEY_RECONCILIATION_EVERY_MINUTES": "0",
-        }
-        self.log = log.open("ab")
-        self.processes = [
-            subprocess.Popen(
-                [sys.executable, "worker.py"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-            )
-            for _ in range(count)
-        ]
-
-    def rss(self) -> list[float]:
-        return [rss_mib(p.pid) for p in self.processes if p.poll() is None]
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.log.close()
 
 
 async def create_all(stack: Stack, args, burst_at: datetime) -> tuple[list[str], float, int]:
@@ -210,7 +161,9 @@ async def scale(args) -> int:
     )
     async with embedded_stack(worker=False) as stack:
         log = Path(stack.settings.data_dir).parent / "workers.log"
-        workers = Workers(stack, args.workers, log)
+        workers = [WorkerProcess(stack, log) for _ in range(args.workers)]
+        for worker in workers:
+            worker.start()
         try:
             # The burst starts `lead` s after the last campaign is expected to open (at the
             # pessimistic `--rate` campaigns/s).
@@ -221,7 +174,7 @@ async def scale(args) -> int:
             port = stack.client.service_client.config.target_host.rsplit(":", 1)[1]
             server = temporal_server_pid(port)
             memory = {
-                "worker(s)": sum(workers.rss()),
+                "worker(s)": sum(w.rss_mib() for w in workers),
                 "temporal server": rss_mib(server) if server else float("nan"),
                 "API + clients": rss_mib(os.getpid()),
             }
@@ -241,9 +194,10 @@ async def scale(args) -> int:
             stop.set()
             answers = await probing
             lateness, reminders = fired(stack.settings.db_url, ids)
-            peak = {"worker(s)": sum(workers.rss())}
+            peak = {"worker(s)": sum(w.rss_mib() for w in workers)}
         finally:
-            workers.stop()
+            for worker in workers:
+                worker.stop()
     values = sorted(lateness.values())
     share = len(values) / len(ids) if ids else 0
     print(

@@ -45,9 +45,16 @@ class Party(PartyBase, table=True):
     id: str = Field(primary_key=True, max_length=40)
     # Only a hash of the API key is kept: a database leak does not leak credentials.
     api_key_hash: str = Field(unique=True, index=True, max_length=64)
+    # The key a rotation replaced (hashed too): accepted until the grace period ends.
+    previous_api_key_hash: str | None = Field(default=None, index=True, max_length=64)
+    previous_api_key_expires_at: datetime | None = Field(
+        default=None, sa_type=DateTime(timezone=True)
+    )
     # Kept in clear because we must sign webhooks with it; shown to the party once.
     webhook_secret: str | None = Field(default=None, max_length=100)
     created_at: datetime = _ts()
+    # Set by the admin: every key of the party is refused (its campaigns go on).
+    deactivated_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 class AgencyGrant(SQLModel, table=True):
@@ -85,6 +92,10 @@ class IdempotencyRecord(SQLModel, table=True):
     status_code: int | None = None
     content_type: str | None = Field(default=None, max_length=255)
     response_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    # The first response's Location (a 201's): replayed with the body.
+    location: str | None = Field(default=None, max_length=2000)
+    # The body is sealed under the caller's credential (api/idempotency.py); older rows not.
+    sealed: bool = False
     created_at: datetime = _ts()
     # Part of the Update id (api/temporal.py): new with each claim, kept when a retry takes
     # over a claim whose outcome was unknown.

@@ -42,6 +42,11 @@ def _mac(key: bytes, *parts: str) -> str:
     return hmac.new(key, "|".join(parts).encode(), hashlib.sha256).hexdigest()
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time, and any text (compare_digest refuses non-ASCII str: a 500, not a no)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
 def sign_action(key: bytes, workflow_id: str, update: str, digest: str, expires: int) -> str:
     return f"{expires}.{_mac(key, 'action', workflow_id, update, digest, str(expires))}"
 
@@ -50,9 +55,9 @@ def verify_action(
     key: bytes, assertion: str, workflow_id: str, update: str, digest: str, now: datetime
 ) -> bool:
     expires, _, mac = assertion.partition(".")
-    if not expires.isdigit() or int(expires) < now.timestamp():
+    if not (expires.isascii() and expires.isdigit()) or int(expires) < now.timestamp():
         return False
-    return hmac.compare_digest(mac, _mac(key, "action", workflow_id, update, digest, expires))
+    return _same(mac, _mac(key, "action", workflow_id, update, digest, expires))
 
 
 def console_token(key: bytes, mediator_id: str, expires: int) -> str:
@@ -61,6 +66,21 @@ def console_token(key: bytes, mediator_id: str, expires: int) -> str:
 
 def verify_console_token(key: bytes, token: str, mediator_id: str, now: datetime) -> bool:
     expires, _, mac = token.partition(".")
-    if not expires.isdigit() or int(expires) < now.timestamp():
+    if not (expires.isascii() and expires.isdigit()) or int(expires) < now.timestamp():
         return False
-    return hmac.compare_digest(mac, _mac(key, "console", mediator_id, expires))
+    return _same(mac, _mac(key, "console", mediator_id, expires))
+
+
+def evidence_link_signature(key: bytes, dispute_id: str, evidence_id: str, expires: int) -> str:
+    """The signature of a console link to one evidence item (issue #12): the Temporal UI's
+    details carry it, the API's /v1/console route checks it (api/routes/console.py)."""
+    return _mac(key, "evidence-link", dispute_id, evidence_id, str(expires))
+
+
+def verify_evidence_link(
+    key: bytes, dispute_id: str, evidence_id: str, expires: int, signature: str, now: datetime
+) -> bool:
+    if expires < now.timestamp():
+        return False
+    expected = evidence_link_signature(key, dispute_id, evidence_id, expires)
+    return _same(signature, expected)

@@ -161,6 +161,9 @@ class NewCampaign(BaseModel):
     deliverables: list[DeliverableSpec]
     terms: Terms
     created_by: str
+    # The parties' names by id, for the Temporal UI's details only (issue #12): no command
+    # depends on them. Runs started before carry none and show ids.
+    names: dict[str, str] = Field(default_factory=dict, max_length=3)
     # Continue-as-new: the events after which a run hands over (Temporal may suggest it
     # sooner), and the state the next run starts from.
     history_limit: int = HISTORY_LIMIT
@@ -326,6 +329,18 @@ class Parties(BaseModel):
         return self.agency_id if self.agency_represents == side else None
 
 
+class PayoutLeg(BaseModel):
+    """A release to the creator side or a refund to the brand, as one rail call. Owed when
+    the rail refused it for good: decided, not yet moved, its money still held, until
+    `retry_payouts` sends it again under its next key (`attempt`)."""
+
+    kind: Literal["release", "refund"]
+    key: str  # the ledger key before its attempt suffix
+    amount: int
+    attempt: int = 1
+    reason: str = ""  # the rail's refusal, once owed
+
+
 class Cancellation(BaseModel):
     requested_by: Side
     requested_at: datetime
@@ -380,6 +395,9 @@ class CampaignState(Parties):
     # Bumped by `retry_payouts`; a refused refund or settlement leg waits for it (SPEC §2).
     payout_retries: int = 0
     parked_payout: str | None = None  # what such a leg is and why the rail refused it
+    # Refused refund and settlement legs (runs that record the `owed-payouts` marker): owed,
+    # without holding the campaign. At most one per deliverable and two per dispute.
+    owed_payouts: list[PayoutLeg] = Field(default_factory=list)
     version: int = 0
 
     @property
@@ -453,8 +471,11 @@ class CampaignState(Parties):
         if not escrow.is_exact:
             problems.append(f"escrow identity broken: {escrow.model_dump()}")
         owed = sum(d.amount for d in self.deliverables if d.status not in FINAL)
+        owed += sum(leg.amount for leg in self.owed_payouts)
         if escrow.funded and escrow.held != owed:
-            problems.append(f"held {escrow.held} but open deliverables hold {owed}")
+            problems.append(
+                f"held {escrow.held} but open deliverables and owed payouts hold {owed}"
+            )
         if not escrow.funded and escrow.held:
             problems.append(f"held {escrow.held} without funding")
         return problems

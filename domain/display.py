@@ -6,6 +6,7 @@ Pure and deterministic: the workflows call these while rendering their details, 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 # Currencies whose minor unit is the unit itself (Stripe's "zero-decimal currencies").
@@ -62,3 +63,10 @@ def one_line(text: str | None, limit: int) -> str:
         return ""
     flat = " ".join(text.split()).replace("|", "¦").replace("`", "'")
     return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def party(party_id: str | None, names: Mapping[str, str]) -> str:
+    """A party by name where the API told the workflow its name, always with its id (what
+    Updates and the API take): "Acme (`pty_1`)", else "`pty_1`"."""
+    name = names.get(party_id or "")
+    return f"{one_line(name, 80)} (`{party_id}`)" if name else f"`{party_id}`"

@@ -381,8 +381,8 @@ def campaign_part(settings: Settings, brand: Party, creator: Party) -> None:
     cursor: str | None = None
     while True:
         extra = {"cursor": cursor} if cursor else {}
-        page = brand.get(f"{path}/timeline", "reading the timeline", limit=500, **extra)
-        kinds += [event["kind"] for event in page["items"]]
+        page = brand.get(f"{path}/timeline", "reading the timeline", limit=100, **extra)
+        kinds += [event["type"] for event in page["items"]]
         if not (cursor := page.get("next_cursor")):
             break
 
@@ -448,8 +448,8 @@ def dispute_part(settings: Settings, brand: Party, creator: Party, mediator: Par
         (brand, "brand countered", (4_000, 11_000)),
     ):
         offer = {"release_to_creator": split[0], "refund_to_brand": split[1]}
-        state = party.post(f"{dpath}/offers", "making an offer", offer, status=201)
-        say.show_dispute(f"{label} {split[0]}/{split[1]}", state)
+        party.post(f"{dpath}/offers", "making an offer", offer, status=201)  # answers the Offer
+        say.show_dispute(f"{label} {split[0]}/{split[1]}", party.get(dpath, "reading the dispute"))
     say.show_dispute("brand escalated (offers open)", brand.post(f"{dpath}/escalate", "escalating"))
 
     queue = mediator.get("/v1/disputes", "reading the mediation queue", stage="mediation")
@@ -529,7 +529,7 @@ def dispute_part(settings: Settings, brand: Party, creator: Party, mediator: Par
         f"matches) · {len(bundle['evidence'])} evidence, {len(bundle['offers'])} offers, "
         f"proposal, ruling, {len(bundle['timeline'])} timeline events"
     )
-    print(f"Dispute timeline: {' → '.join(e['kind'] for e in bundle['timeline'])}")
+    print(f"Dispute timeline: {' → '.join(e['type'] for e in bundle['timeline'])}")
     print("Temporal UI:")
     print(f"  dispute     {ui}/workflows/dispute-{did}")
     for name, query in queues.items():

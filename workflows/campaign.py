@@ -10,9 +10,8 @@ keyed by business ids, so a replay or retry never moves it twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -50,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         FundingSettled,
         FundRequest,
         NewCampaign,
+        PayoutLeg,
         RequestChanges,
         RetryPayouts,
         Review,
@@ -62,7 +62,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.contract import canonical_json, rfc3339, sha256_hex
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
-    from domain.display import format_money, one_line, relative
+    from domain.display import format_money, one_line, party, relative
     from domain.dispute import DISPUTE_DECIDED, DisputeResult, FileDispute, NewDispute
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
@@ -92,6 +92,7 @@ FREEZE_PAUSES_TIMERS = "freeze-pauses-timers"
 REFUND_RESUMED_AFTER_CANCELLATION = "refund-resumed-after-cancellation"
 DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
 FIND_UNANSWERED_FUNDING = "find-unanswered-funding"
+OWED_PAYOUTS = "owed-payouts"
 # A hold set before holds had sources: either kind of lifting lifts it.
 LEGACY_HOLD = "legacy"
 
@@ -102,11 +103,13 @@ class CampaignWorkflow:
     def __init__(self, new: NewCampaign) -> None:
         self.campaign: CampaignState = new.carried or open_campaign(new, workflow.now())
         self._history_limit = new.history_limit
+        self._names = new.names  # display only (`_details`)
         self.answered = dict(new.answered)  # see workflows/repeats.py
         self._lock = asyncio.Lock()
         self._ready = False
         self._published: dict[str, Any] = {}
         self._disputes: list[asyncio.Task] = []
+        self._owing: list[PayoutLeg] = []  # refused legs of the step in progress (`_changed`)
 
     @workflow.run
     async def run(self, new: NewCampaign) -> dict[str, Any]:
@@ -657,12 +660,17 @@ class CampaignWorkflow:
             await self._changed(
                 "campaign.payouts_retried", None, {"indexes": retried, "reason": req.reason}
             )
+            await self._pay_owed()
         return self.acknowledged()
 
     @retry_payouts.validator
     def _check_retry_payouts(self, req: RetryPayouts) -> None:
         state = self.campaign
-        if not state.parked_payout and not any(d.payout_blocked for d in state.deliverables):
+        if (
+            not state.parked_payout
+            and not state.owed_payouts
+            and not any(d.payout_blocked for d in state.deliverables)
+        ):
             raise refuse(Refusal.INVALID_STATE, "no payout is blocked")
 
     @workflow.update
@@ -786,6 +794,10 @@ class CampaignWorkflow:
         state = self.campaign
         open_items = [d for d in state.deliverables if d.status not in FINAL]
         owed = sum(d.amount for d in open_items if d.status == DeliverableStatus.APPROVED)
+        # Owed legs are held money too: a release owed to the creator joins what the admin
+        # decides on; a refund owed to the brand is covered by what the network returned.
+        owed += sum(leg.amount for leg in state.owed_payouts if leg.kind == "release")
+        state.owed_payouts = []
         taken = min(req.amount, state.escrow.held)
         await _move_money(
             "record_chargeback",
@@ -980,6 +992,8 @@ class CampaignWorkflow:
 
     def _finished(self) -> bool:
         state = self.campaign
+        if state.owed_payouts:
+            return False  # open for the retry that sends them
         if state.phase in (CampaignStatus.DECLINED, CampaignStatus.EXPIRED):
             return True
         if state.phase == CampaignStatus.CANCELLED:
@@ -1037,15 +1051,28 @@ class CampaignWorkflow:
 
     async def _pay_creator(self, key: str, gross: int, attempt: int | None = None) -> ReleaseSplit:
         """A gross amount to the creator side: fee and agency commission taken (SPEC §2).
-        With an `attempt`, a refusal is the caller's to handle; without, the leg parks."""
+        With an `attempt`, a refusal is the caller's to handle; without, the leg is owed."""
         state = self.campaign
-        split = split_release(gross, state.terms.platform_fee_bps, self._commission_bps())
+        leg = PayoutLeg(kind="release", key=key, amount=gross)
+        if attempt is not None:
+            await self._move_leg(leg.model_copy(update={"attempt": attempt}))
+        else:
+            await self._until_paid(leg)
+        return split_release(gross, state.terms.platform_fee_bps, self._commission_bps())
 
-        async def release(n: int) -> None:
+    async def _refund_brand(self, key: str, amount: int) -> None:
+        await self._until_paid(PayoutLeg(kind="refund", key=key, amount=amount))
+
+    async def _move_leg(self, leg: PayoutLeg) -> None:
+        """One rail call for the leg, under its key and attempt; the escrow moves with it."""
+        state = self.campaign
+        if leg.kind == "release":
+            fee_bps, commission_bps = state.terms.platform_fee_bps, self._commission_bps()
+            split = split_release(leg.amount, fee_bps, commission_bps)
             await _move_money(
                 "release_funds",
                 ReleaseFunds(
-                    idempotency_key=key,
+                    idempotency_key=leg.key,
                     campaign_id=state.id,
                     currency=state.currency,
                     gross=split.gross,
@@ -1054,63 +1081,78 @@ class CampaignWorkflow:
                     creator_net=split.creator_net,
                     creator_id=state.creator_id,
                     agency_id=state.agency_id if split.agency_commission else None,
-                    attempt=n,
+                    attempt=leg.attempt,
                 ),
                 result_type=Movement,
             )
-
-        if attempt is not None:
-            await release(attempt)
+            state.escrow = state.escrow.release(leg.amount, fee_bps, commission_bps)
         else:
-            await self._until_paid(f"release {key}", release)
-        state.escrow = state.escrow.release(
-            gross, state.terms.platform_fee_bps, self._commission_bps()
-        )
-        return split
-
-    async def _refund_brand(self, key: str, amount: int) -> None:
-        state = self.campaign
-
-        async def refund(n: int) -> None:
             await _move_money(
                 "refund_funds",
                 RefundFunds(
-                    idempotency_key=key,
+                    idempotency_key=leg.key,
                     campaign_id=state.id,
                     currency=state.currency,
-                    amount=amount,
-                    attempt=n,
+                    amount=leg.amount,
+                    attempt=leg.attempt,
                 ),
                 result_type=Movement,
             )
+            state.escrow = state.escrow.refund(leg.amount)
 
-        await self._until_paid(f"refund {key}", refund)
-        state.escrow = state.escrow.refund(amount)
-
-    async def _until_paid(self, leg: str, move: Callable[[int], Awaitable[None]]) -> None:
-        """A refund or settlement leg the rail refuses for good parks, visibly, until
-        `retry_payouts`, then goes again under its next key. It waits inside the step that
-        needs it (the step cannot finish without the money), so Updates queue meanwhile:
-        the admin is notified at once."""
-        attempt = 1
+    async def _until_paid(self, leg: PayoutLeg) -> None:
+        """A refund or settlement leg. One the rail refuses for good is owed: visible in the
+        campaign, its money held, the parties told, and the step goes on without it —
+        nothing waits behind it; `retry_payouts` sends it (`_pay_owed`). Runs that parked
+        such a leg before owed payouts existed wait inside the step, as they recorded."""
+        state = self.campaign
         while True:
             try:
-                return await move(attempt)
+                return await self._move_leg(leg)
             except ActivityError as err:
                 if _error_type(err) != RAIL_REFUSED:
                     raise
-                state = self.campaign
+                leg.reason = _refusal_reason(err)
+                if workflow.patched(OWED_PAYOUTS):
+                    # Booked with the step's next change, once the deliverables it paid for
+                    # have ended: until then their amounts still count as open.
+                    return self._owing.append(leg)
                 seen = state.payout_retries
-                state.parked_payout = f"{leg}: {_refusal_reason(err)}"
-                await self._changed(
-                    "campaign.payout_blocked",
-                    None,
-                    {"leg": leg, "reason": _refusal_reason(err)},
-                    notify=state.parties(),
-                )
+                state.parked_payout = f"{leg.kind} {leg.key}: {leg.reason}"
+                await self._payout_blocked(leg)
                 await workflow.wait_condition(lambda seen=seen: self.campaign.payout_retries > seen)
                 state.parked_payout = None
-                attempt += 1
+                leg.attempt += 1
+
+    async def _pay_owed(self) -> None:
+        """Each owed leg once more, under its next key; refused again, it stays owed with
+        the rail's new reason. Nothing moves while the campaign is frozen."""
+        state = self.campaign
+        for leg in [] if state.frozen else list(state.owed_payouts):
+            leg.attempt += 1
+            try:
+                await self._move_leg(leg)
+            except ActivityError as err:
+                if _error_type(err) != RAIL_REFUSED:
+                    raise
+                leg.reason = _refusal_reason(err)
+                await self._payout_blocked(leg)
+                continue
+            state.owed_payouts.remove(leg)
+            await self._changed(
+                "campaign.payout_sent",
+                None,
+                {"leg": f"{leg.kind} {leg.key}", "amount": leg.amount, "attempt": leg.attempt},
+                notify=state.parties(),
+            )
+
+    async def _payout_blocked(self, leg: PayoutLeg) -> None:
+        await self._changed(
+            "campaign.payout_blocked",
+            None,
+            {"leg": f"{leg.kind} {leg.key}", "reason": leg.reason},
+            notify=self.campaign.parties(),
+        )
 
     async def _refund_resumed_after_cancellation(self, items: list[Deliverable]) -> None:
         """A campaign cancelled (by silence) while a dispute held some deliverables: once the
@@ -1161,8 +1203,12 @@ class CampaignWorkflow:
         notify: list[str] | None = None,
         notify_roles: list[str] | None = None,
     ) -> None:
-        """Records a state change: read model, timeline, inbox; then the UI's view of it."""
+        """Records a state change: read model, timeline, inbox; then the UI's view of it.
+        Legs owed during the step are booked with it — the change that ends the deliverables
+        they paid for — and then announced."""
         state = self.campaign
+        owing, self._owing = self._owing, []
+        state.owed_payouts += owing
         if problems := state.invariant_violations():
             raise RuntimeError("escrow invariant: " + "; ".join(problems))
         state.version = next_version(state.version)
@@ -1188,6 +1234,8 @@ class CampaignWorkflow:
             ),
         )
         self._publish()
+        for leg in owing:
+            await self._payout_blocked(leg)
 
     def _publish(self) -> None:
         """Search attributes and current details for the Temporal UI, when they change."""
@@ -1203,9 +1251,15 @@ class CampaignWorkflow:
             self._published = attributes
         workflow.set_current_details(self._details())
 
-    def _details(self) -> str:
+    def console_details(self, links: Any, now: datetime) -> str:
+        """The details as the UI reads them (workflows/console.py): the deadline measured
+        against the wall clock at reading time. Query-time only."""
+        return self._details(max(now, workflow.now()))
+
+    def _details(self, now: datetime | None = None) -> str:
         state, escrow = self.campaign, self.campaign.escrow
         deadline = state.next_deadline()
+        now = now or workflow.now()
 
         def money(amount: int) -> str:
             return format_money(amount, state.currency)
@@ -1214,13 +1268,15 @@ class CampaignWorkflow:
             f"## {state.title}",
             f"**Status:** `{state.status.value}` · **Next deadline:** "
             + (
-                f"{rfc3339(deadline)} — **{relative(deadline, workflow.now())}**"
+                f"{rfc3339(deadline)} — **{relative(deadline, now)}** (as of {rfc3339(now)})"
                 if deadline
                 else "—"
             ),
-            f"**Brand:** `{state.brand_id}` · **Creator:** `{state.creator_id}`"
+            f"**Brand:** {party(state.brand_id, self._names)} · "
+            f"**Creator:** {party(state.creator_id, self._names)}"
             + (
-                f" · **Agency** ({state.agency_represents}): `{state.agency_id}`"
+                f" · **Agency** (for the {state.agency_represents}): "
+                f"{party(state.agency_id, self._names)}"
                 if state.agency_id
                 else ""
             ),

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import search_attributes as sa
     from domain.contract import rfc3339
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
-    from domain.display import format_money, one_line, relative
+    from domain.display import format_money, one_line, party, relative
     from domain.dispute import (
         CLOSED,
         DISPUTE_DECIDED,
@@ -64,6 +64,9 @@ OVERDUE_ATTRIBUTE = "overdue-search-attribute"  # ParleyOverdue upserted with th
 
 # The current details' bounds: texts cut to this many characters, lists to their latest items.
 DETAILS_TEXT_CAP, DETAILS_LIST_CAP, DETAILS_REQUESTS_CAP = 600, 15, 5
+
+# What an evidence item's console link says it does (workflows/console.py signs it).
+EVIDENCE_VERB = {"file": "download", "link": "open", "text": "read", "message": "read"}
 
 # The capped lists (their caps: domain/dispute.py), as the refusals name them.
 EVIDENCE, OFFERS, EVIDENCE_REQUESTS = "evidence items", "offers", "evidence requests"
@@ -654,9 +657,18 @@ class DisputeWorkflow:
     #
     # Rendered at every change; text only (no command). Bounded whatever the dispute holds:
     # texts cut, lists capped to their latest entries, the rest one query or API call away.
+    # The UI reads them through the metadata query, where workflows/console.py renders them
+    # anew (`console_details`): evidence links signed and deadlines measured at reading time.
 
-    def _details(self) -> str:
-        state, now = self.dispute, workflow.now()
+    def console_details(self, links: Callable[[str, str], str], now: datetime) -> str:
+        """The details as the UI reads them: `links(dispute_id, evidence_id)` signs a link to
+        each evidence item, `now` is the wall clock. Query-time only (read-only, no command)."""
+        return self._details(links, max(now, workflow.now()))
+
+    def _details(
+        self, links: Callable[[str, str], str] | None = None, now: datetime | None = None
+    ) -> str:
+        state, now = self.dispute, now or workflow.now()
         lines = [f"## Dispute over “{one_line(state.campaign_title, 120)}”"]
         stage = f"**Stage:** `{state.stage.value}`"
         if state.mediator_overdue:
@@ -702,7 +714,7 @@ class DisputeWorkflow:
                 f"{self._money(o.split.refund_to_brand)} |"
                 for o in open_offers[-DETAILS_LIST_CAP:]
             ]
-        lines += self._evidence_lines()
+        lines += self._evidence_lines(links)
         if state.evidence_requests:
             lines += ["", "### Evidence requested by the mediator"]
             lines += [
@@ -743,9 +755,7 @@ class DisputeWorkflow:
 
     def _who(self, party_id: str | None) -> str:
         """A party by name where the API told us it (`filed`), else by id."""
-        names = self.dispute.context.names if self.dispute.context else {}
-        name = names.get(party_id or "")
-        return f"{one_line(name, 80)} (`{party_id}`)" if name else f"`{party_id}`"
+        return party(party_id, self.dispute.context.names if self.dispute.context else {})
 
     @staticmethod
     def _at(value: Any) -> str:
@@ -770,7 +780,7 @@ class DisputeWorkflow:
             )
         return lines
 
-    def _evidence_lines(self) -> list[str]:
+    def _evidence_lines(self, links: Callable[[str, str], str] | None = None) -> list[str]:
         evidence = self.dispute.evidence
         if not evidence:
             return ["", "### Evidence", "none yet"]
@@ -778,15 +788,22 @@ class DisputeWorkflow:
         lines = [
             "",
             "### Evidence",
-            "| item | kind | by | what | sha256 |",
-            "|---|---|---|---|---|",
+            "| item | kind | by | what | open | sha256 |",
+            "|---|---|---|---|---|---|",
         ]
         for e in shown:
             what = one_line(e.description, 100) or one_line(e.filename, 60)
             if e.kind == "link" and e.url:
                 what += f" {_link(e.url)}"
+            # A signed console link (the assigned mediator's, valid EVIDENCE_LINK_TTL), or the
+            # API route when the details were rendered without a signer.
+            opens = (
+                f"[{EVIDENCE_VERB[e.kind]}]({links(self.dispute.id, e.id)})"
+                if links
+                else f"API `…/evidence/{e.id}`"
+            )
             lines.append(
-                f"| `{e.id}` | {e.kind} | {self._who(e.submitted_by)} | {what} "
+                f"| `{e.id}` | {e.kind} | {self._who(e.submitted_by)} | {what} | {opens} "
                 f"| `{e.sha256[:12]}…` |"
             )
         if len(evidence) > len(shown):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel import select
 from temporalio.client import WithStartWorkflowOperation
@@ -16,11 +17,14 @@ from temporalio.common import WorkflowIDConflictPolicy
 from api.auth import AdminPrincipal, CurrentParty, CurrentPrincipal, Principal, bearer_token
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
-from api.pagination import Limit, decode_cursor, newest_snapshots, page
+from api.message_bus import TIMELINE, event_stream, resume_point
+from api.openapi import EVENT_STREAM, problems
+from api.pagination import DEFAULT_LIMIT, Limit, decode_cursor, newest_snapshots, page
+from api.resources import Campaign, Page, TimelineEntry, body_of, timeline_entry
 from api.routes.grants import agency_authorised
 from api.temporal import send_update
 from api.views import campaign_view
-from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, involving
+from db.models import CampaignRecord, DisputeRecord, Party, TimelineEvent, as_utc, involving
 from domain.campaign import (
     AcceptCampaign,
     Action,
@@ -34,7 +38,6 @@ from domain.campaign import (
     SetFrozen,
     SubmitDeliverable,
 )
-from domain.limits import MAX_NOTES_CHARS, Metrics
 from domain.parties import Role
 from domain.terms import Terms
 from workflows.campaign import CampaignWorkflow
@@ -103,13 +106,30 @@ async def _require_party(session, party_id: str, role: Role, field: str) -> None
     party = await session.get(Party, party_id)
     if party is None or party.role != role:
         raise ProblemError(422, "validation_error", f"{field}: no {role.value} with id {party_id}")
+    if party.deactivated_at is not None:
+        raise ProblemError(422, "validation_error", f"{field}: {party_id} is deactivated")
 
 
-@router.post("", status_code=201)
+async def _party_names(session, *party_ids: str | None) -> dict[str, str]:
+    """The parties' names for the Temporal UI's details (issue #12; display only)."""
+    parties = [await session.get(Party, p) for p in party_ids if p]
+    return {party.id: party.name for party in parties if party is not None}
+
+
+class CampaignPage(Page[Campaign]):
+    pass
+
+
+class TimelinePage(Page[TimelineEntry]):
+    pass
+
+
+@router.post("", status_code=201, response_model=Campaign, name="create")
 async def create_campaign(
     body: CampaignCreate,
     principal: CurrentParty,
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -161,6 +181,7 @@ async def create_campaign(
             deliverables=body.deliverables,
             terms=terms,
             created_by=principal.id,
+            names=await _party_names(session, brand_id, body.creator_id, body.agency_id),
         )
     except ValidationError as err:
         raise _validation_problem(err, "body") from None
@@ -177,6 +198,7 @@ async def create_campaign(
     await temporal.execute_update_with_start_workflow(
         CampaignWorkflow.created, start_workflow_operation=start, id="created", result_type=dict
     )
+    response.headers["Location"] = f"/v1/campaigns/{new.id}"
     return await campaign_view(request, temporal, new.id)
 
 
@@ -188,13 +210,19 @@ def _campaign_id(request: Request) -> str:
     return "cmp_" + hashlib.sha256(f"{caller}\0{key}".encode()).hexdigest()[:16]
 
 
-@router.get("")
+@router.get("", response_model=CampaignPage, name="list")
 async def list_campaigns(
     principal: CurrentPrincipal,
     session: SessionDep,
     status: CampaignStatus | None = None,
+    role: Annotated[
+        Literal["brand", "creator", "agency"] | None,
+        Query(description="only campaigns the caller is on as this role"),
+    ] = None,
+    created_from: Annotated[datetime | None, Query(description="created at or after")] = None,
+    created_before: Annotated[datetime | None, Query(description="created before")] = None,
     cursor: str | None = None,
-    limit: Limit = 20,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """The caller's campaigns, newest first, from the read model."""
     query = select(CampaignRecord)
@@ -202,64 +230,73 @@ async def list_campaigns(
         query = query.where(involving(CampaignRecord, principal.id))
     if status:
         query = query.where(CampaignRecord.status == status.value)
+    if role:
+        column = {"brand": CampaignRecord.brand_id, "creator": CampaignRecord.creator_id}.get(
+            role, CampaignRecord.agency_id
+        )
+        query = query.where(column == (principal.id or ""))
+    if created_from:
+        query = query.where(CampaignRecord.created_at >= as_utc(created_from))
+    if created_before:
+        query = query.where(CampaignRecord.created_at < as_utc(created_before))
     return await newest_snapshots(session, query, CampaignRecord, cursor, limit)
 
 
-@router.get("/{campaign_id}")
+@router.get("/{campaign_id}", response_model=Campaign, name="get")
 async def get_campaign(record: CaseCampaign) -> dict[str, Any]:
     """The read model: the workflow writes it before any of its steps completes, so it is as
     fresh as the workflow's own state, and it holds what the workflow keeps outside itself."""
     return record.snapshot
 
 
-@router.get("/{campaign_id}/timeline")
+@router.get("/{campaign_id}/timeline", response_model=TimelinePage, name="timeline")
 async def get_timeline(
     record: CaseCampaign,
     session: SessionDep,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     query = select(TimelineEvent).where(TimelineEvent.campaign_id == record.id)
     if (position := decode_cursor(cursor, int)) is not None:
         query = query.where(TimelineEvent.id > position[0])
     rows = (await session.exec(query.order_by(TimelineEvent.id).limit(limit + 1))).all()
-    return page(
-        rows,
-        limit,
-        lambda e: [e.id],
-        lambda e: {
-            "at": e.at,
-            "kind": e.kind,
-            "actor": e.actor,
-            "source": e.source,
-            "data": e.data,
-        },
-    )
+    return page(rows, limit, lambda e: [e.id], timeline_entry)
+
+
+@router.get(
+    "/{campaign_id}/events",
+    response_class=StreamingResponse,
+    responses=EVENT_STREAM,
+    name="events",
+)
+async def stream_events(
+    record: CaseCampaign,
+    request: Request,
+    session: SessionDep,
+    after: Annotated[
+        int | None, Query(ge=0, description="replay timeline entries after this id")
+    ] = None,
+) -> StreamingResponse:
+    """`text/event-stream` of the campaign's new timeline entries (its state changes and its
+    disputes'), as `event: timeline` with a `TimelineEntry` as data; `id:` is the entry's id
+    (`Last-Event-ID` or `?after=` resumes; by default it starts from now). Same readers as
+    the timeline; delivered across API processes (api/message_bus.py)."""
+    after = resume_point(request, after)
+    return await event_stream(request, session, TIMELINE, record.id, after, _timeline_event)
+
+
+def _timeline_event(event: TimelineEvent) -> tuple[str, dict[str, Any]]:
+    return "timeline", timeline_entry(event).model_dump(mode="json")
 
 
 # --- actions: each one Update of the campaign workflow ------------------------------------
 
 
-class ContractAcceptance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    contract_hash: str = Field(min_length=64, max_length=64)
-
-
-class Funding(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    payment_method: str = Field(default="pm_card_visa", min_length=1, max_length=255)
-
-
-class Work(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
-    notes: str = Field(default="", max_length=MAX_NOTES_CHARS)
-    metrics: Metrics = Field(default_factory=dict)
-
-
-class ChangeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=5000)
+# The bodies are the domain's payloads without what the API fills in (who acts, which one).
+ContractAcceptance = body_of(AcceptCampaign, "ContractAcceptance", without=("actor_id",))
+Funding = body_of(FundRequest, "Funding", without=("actor_id",))
+Work = body_of(SubmitDeliverable, "Work", without=("actor_id", "index"))
+ChangeRequest = body_of(RequestChanges, "ChangeRequest", without=("actor_id", "index"))
 
 
 async def _act(request, temporal, record, update: str, arg) -> dict[str, Any]:
@@ -267,7 +304,7 @@ async def _act(request, temporal, record, update: str, arg) -> dict[str, Any]:
     return await campaign_view(request, temporal, record.id)
 
 
-@router.post("/{campaign_id}/accept")
+@router.post("/{campaign_id}/accept", response_model=Campaign)
 async def accept(
     body: ContractAcceptance,
     record: VisibleCampaign,
@@ -279,14 +316,14 @@ async def accept(
     return await _act(request, temporal, record, "accept", arg)
 
 
-@router.post("/{campaign_id}/decline")
+@router.post("/{campaign_id}/decline", response_model=Campaign)
 async def decline(
     record: VisibleCampaign, principal: CurrentParty, request: Request, temporal: TemporalDep
 ):
     return await _act(request, temporal, record, "decline", Action(actor_id=principal.id))
 
 
-@router.post("/{campaign_id}/fund")
+@router.post("/{campaign_id}/fund", response_model=Campaign, responses=problems(402))
 async def fund(
     record: VisibleCampaign,
     principal: CurrentParty,
@@ -298,14 +335,14 @@ async def fund(
     return await _act(request, temporal, record, "fund", arg)
 
 
-@router.post("/{campaign_id}/cancel")
+@router.post("/{campaign_id}/cancel", response_model=Campaign)
 async def cancel(
     record: VisibleCampaign, principal: CurrentParty, request: Request, temporal: TemporalDep
 ):
     return await _act(request, temporal, record, "cancel", Action(actor_id=principal.id))
 
 
-@router.post("/{campaign_id}/deliverables/{n}/submit")
+@router.post("/{campaign_id}/deliverables/{n}/submit", response_model=Campaign)
 async def submit(
     n: Index,
     body: Work,
@@ -318,7 +355,7 @@ async def submit(
     return await _act(request, temporal, record, "submit", arg)
 
 
-@router.post("/{campaign_id}/deliverables/{n}/approve")
+@router.post("/{campaign_id}/deliverables/{n}/approve", response_model=Campaign)
 async def approve(
     n: Index,
     record: VisibleCampaign,
@@ -330,7 +367,7 @@ async def approve(
     return await _act(request, temporal, record, "approve", arg)
 
 
-@router.post("/{campaign_id}/deliverables/{n}/request-changes")
+@router.post("/{campaign_id}/deliverables/{n}/request-changes", response_model=Campaign)
 async def request_changes(
     n: Index,
     body: ChangeRequest,
@@ -343,7 +380,7 @@ async def request_changes(
     return await _act(request, temporal, record, "request_changes", arg)
 
 
-@router.post("/{campaign_id}/deliverables/{n}/cancel")
+@router.post("/{campaign_id}/deliverables/{n}/cancel", response_model=Campaign)
 async def cancel_deliverable(
     n: Index,
     record: VisibleCampaign,
@@ -360,7 +397,7 @@ class FreezeBody(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-@router.post("/{campaign_id}/freeze")
+@router.post("/{campaign_id}/freeze", response_model=Campaign)
 async def freeze(
     record: VisibleCampaign,
     _: AdminPrincipal,
@@ -373,7 +410,7 @@ async def freeze(
     return await _act(request, temporal, record, "set_frozen", arg)
 
 
-@router.post("/{campaign_id}/retry-payouts")
+@router.post("/{campaign_id}/retry-payouts", response_model=Campaign)
 async def retry_payouts(
     record: VisibleCampaign,
     _: AdminPrincipal,
@@ -387,7 +424,7 @@ async def retry_payouts(
     return await _act(request, temporal, record, "retry_payouts", arg)
 
 
-@router.post("/{campaign_id}/unfreeze")
+@router.post("/{campaign_id}/unfreeze", response_model=Campaign)
 async def unfreeze(
     record: VisibleCampaign, _: AdminPrincipal, request: Request, temporal: TemporalDep
 ):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
@@ -17,7 +16,21 @@ from sqlmodel import select
 from api.auth import CurrentParty, CurrentPrincipal, Principal
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
-from api.pagination import Limit, newest_snapshots
+from api.openapi import problems, register_schema
+from api.pagination import DEFAULT_LIMIT, Limit, newest_snapshots
+from api.resources import (
+    CaseFile,
+    CaseFileBundle,
+    Dispute,
+    Evidence,
+    Offer,
+    Page,
+    body_of,
+    offer_of,
+    timeline_entry,
+)
+from api.resources import dispute as dispute_resource
+from api.resources import evidence as evidence_resource
 from api.routes.campaigns import VisibleCampaign
 from api.routes.campaigns import workflow_id as campaign_workflow_id
 from api.temporal import query_state, send_update
@@ -29,11 +42,10 @@ from db.models import (
     Message,
     Party,
     TimelineEvent,
-    as_utc,
     involving,
     utcnow,
 )
-from domain.contract import canonical_json, rfc3339, sha256_hex
+from domain.contract import canonical_json, sha256_hex
 from domain.dispute import (
     MAX_EVIDENCE_ITEMS,
     TEXT_KINDS,
@@ -52,7 +64,6 @@ from domain.dispute import (
     Stage,
 )
 from domain.limits import MAX_DESCRIPTION_CHARS
-from domain.money import Money
 from domain.parties import Role
 from domain.uploads import (
     UploadRefused,
@@ -113,16 +124,14 @@ QUEUE_SUMMARY_FIELDS = (
     "agency_id",
     "agency_represents",
     "claimant",
-    "claimant_id",
     "claimant_side",
     "respondent",
-    "respondent_id",
     "respondent_side",
     "reason",
     "deliverables",
     "disputed_amount",
     "claim",
-    "filed_at",
+    "created_at",
     "deadline",
     "mediator_id",
     "mediator_overdue",
@@ -130,14 +139,32 @@ QUEUE_SUMMARY_FIELDS = (
     "closed_at",
 )
 # Evidence metadata: no text, link, quoted message, file name or description.
-EVIDENCE_METADATA_FIELDS = ("id", "kind", "submitted_by", "at", "sha256", "content_type", "size")
+EVIDENCE_METADATA_FIELDS = (
+    "id",
+    "kind",
+    "submitted_by",
+    "created_at",
+    "sha256",
+    "content_type",
+    "size",
+)
+
+
+def _hidden(value: Any) -> Any:
+    return [] if isinstance(value, list) else "" if isinstance(value, str) else None
 
 
 def queue_summary(dispute: dict[str, Any]) -> dict[str, Any]:
-    """A dispute (state or snapshot) as an unassigned mediator sees it, marked `redacted`."""
-    summary = {key: dispute[key] for key in QUEUE_SUMMARY_FIELDS if key in dispute}
+    """A Dispute resource as an unassigned mediator sees it, marked `redacted`: every field
+    not in the allow-list emptied (null, or an empty list)."""
+    summary = {
+        key: value if key in QUEUE_SUMMARY_FIELDS else None if key != "evidence" else value
+        for key, value in dispute.items()
+    }
+    for key in ("offers", "evidence_requests"):
+        summary[key] = []
     summary["evidence"] = [
-        {key: item.get(key) for key in EVIDENCE_METADATA_FIELDS}
+        {k: v if k in EVIDENCE_METADATA_FIELDS else _hidden(v) for k, v in item.items()}
         for item in dispute.get("evidence", [])
     ]
     summary["redacted"] = True
@@ -171,18 +198,25 @@ MediatorParty = Annotated[Principal, Depends(require_mediator_party)]
 
 async def _act(request: Request, temporal, record: DisputeRecord, update: str, arg) -> dict:
     await send_update(temporal, workflow_id(record.id), update, arg, request=request)
-    return await dispute_view(request, temporal, record.id)
+    return dispute_resource(await dispute_view(request, temporal, record.id))
+
+
+class DisputePage(Page[Dispute]):
+    pass
 
 
 # --- filing and reading ------------------------------------------------------------------
 
 
-@router.post("/v1/campaigns/{campaign_id}/disputes", status_code=201)
+@router.post(
+    "/v1/campaigns/{campaign_id}/disputes", status_code=201, response_model=Dispute, name="file"
+)
 async def file_dispute(
     body: DisputeFiling,
     campaign: VisibleCampaign,
     principal: CurrentParty,
     request: Request,
+    response: Response,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
     arg = FileDispute(actor_id=principal.id, **body.model_dump())
@@ -194,17 +228,27 @@ async def file_dispute(
     # It carries the parties' names and the disputed work for the Temporal UI's details.
     context = await dispute_context(request, campaign.id)
     await handle.execute_update("filed", context, id="filed", result_type=dict)
-    return await dispute_view(request, temporal, filed["dispute_id"])
+    response.headers["Location"] = f"/v1/disputes/{filed['dispute_id']}"
+    return dispute_resource(await dispute_view(request, temporal, filed["dispute_id"]))
 
 
-@router.get("/v1/disputes")
+@router.get("/v1/disputes", response_model=DisputePage, name="list")
 async def list_disputes(
     principal: CurrentPrincipal,
     session: SessionDep,
     stage: Stage | None = None,
-    campaign_id: str | None = None,
+    campaign_id: Annotated[str | None, Query(max_length=40)] = None,
+    mediator_id: Annotated[
+        str | None, Query(max_length=40, description="assigned to this mediator")
+    ] = None,
+    unassigned: Annotated[
+        bool | None, Query(description="true: no mediator assigned; false: one is")
+    ] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: the mediator let its deadline pass")
+    ] = None,
     cursor: str | None = None,
-    limit: Limit = 20,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     query = select(DisputeRecord)
     if principal.role == Role.MEDIATOR:
@@ -215,38 +259,37 @@ async def list_disputes(
         query = query.where(DisputeRecord.stage == stage.value)
     if campaign_id:
         query = query.where(DisputeRecord.campaign_id == campaign_id)
+    if mediator_id:
+        query = query.where(DisputeRecord.mediator_id == mediator_id)
+    if unassigned is not None:
+        assigned = DisputeRecord.mediator_id
+        query = query.where(assigned.is_(None) if unassigned else assigned.is_not(None))
     listed = await newest_snapshots(session, query, DisputeRecord, cursor, limit)
+    items = [dispute_resource(d) for d in listed["items"]]
+    if overdue is not None:  # a flag of the snapshot, filtered on the page
+        items = [d for d in items if d["mediator_overdue"] == overdue]
     if principal.role == Role.MEDIATOR:  # the queue: content only of its own disputes
-        listed["items"] = [
-            d if d.get("mediator_id") == principal.id else queue_summary(d) for d in listed["items"]
-        ]
-    return listed
+        items = [d if d["mediator_id"] == principal.id else queue_summary(d) for d in items]
+    return {**listed, "items": items}
 
 
-@router.get("/v1/disputes/{dispute_id}")
+@router.get("/v1/disputes/{dispute_id}", response_model=Dispute, name="get")
 async def get_dispute(
     record: VisibleDispute, principal: CurrentPrincipal, request: Request, temporal: TemporalDep
 ) -> dict[str, Any]:
-    dispute = await dispute_view(request, temporal, record.id)  # evidence texts put back
+    dispute = dispute_resource(await dispute_view(request, temporal, record.id))
     return dispute if reads_content(principal, record) else queue_summary(dispute)
 
 
 # --- party actions ---------------------------------------------------------------------------
 
 
-class ResponseBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    statement: str = Field(min_length=1, max_length=20_000)
-    accept_claim: bool = False
+# The bodies are the domain's payloads without who acts (the caller's key says it).
+ResponseBody = body_of(Respond, "DisputeResponse", without=("actor_id",))
+OfferCreate = body_of(MakeOffer, "OfferCreate", without=("actor_id",))
 
 
-class SplitBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    release_to_creator: Money
-    refund_to_brand: Money
-
-
-@router.post("/v1/disputes/{dispute_id}/respond")
+@router.post("/v1/disputes/{dispute_id}/respond", response_model=Dispute)
 async def respond(
     body: ResponseBody,
     record: VisibleDispute,
@@ -258,19 +301,40 @@ async def respond(
     return await _act(request, temporal, record, "respond", arg)
 
 
-@router.post("/v1/disputes/{dispute_id}/offers", status_code=201)
+@router.post("/v1/disputes/{dispute_id}/offers", status_code=201, response_model=Offer)
 async def make_offer(
-    body: SplitBody,
+    body: OfferCreate,
     record: VisibleDispute,
     principal: CurrentParty,
     request: Request,
+    response: Response,
     temporal: TemporalDep,
-):
+) -> dict[str, Any]:
+    """Answers the offer made (201, `Location` its address)."""
     arg = MakeOffer(actor_id=principal.id, **body.model_dump())
-    return await _act(request, temporal, record, "make_offer", arg)
+    made = await send_update(temporal, workflow_id(record.id), "make_offer", arg, request=request)
+    offer = offer_of(await dispute_view(request, temporal, record.id), made["offer_id"])
+    response.headers["Location"] = f"/v1/disputes/{record.id}/offers/{made['offer_id']}"
+    return offer
 
 
-@router.post("/v1/disputes/{dispute_id}/offers/{offer_id}/accept")
+@router.get("/v1/disputes/{dispute_id}/offers/{offer_id}", response_model=Offer)
+async def get_offer(
+    offer_id: Annotated[str, Path(max_length=40)],
+    record: VisibleDispute,
+    principal: CurrentPrincipal,
+    request: Request,
+    temporal: TemporalDep,
+) -> dict[str, Any]:
+    offer = None
+    if reads_content(principal, record):
+        offer = offer_of(await dispute_view(request, temporal, record.id), offer_id)
+    if offer is None:
+        raise ProblemError(404, "not_found", "No such offer")
+    return offer
+
+
+@router.post("/v1/disputes/{dispute_id}/offers/{offer_id}/accept", response_model=Dispute)
 async def accept_offer(
     offer_id: str,
     record: VisibleDispute,
@@ -289,7 +353,7 @@ def _party_action(path: str, update: str) -> None:
         return await _act(request, temporal, record, update, PartyAction(actor_id=principal.id))
 
     action.__name__ = update
-    router.post(f"/v1/disputes/{{dispute_id}}/{path}", name=update)(action)
+    router.post(f"/v1/disputes/{{dispute_id}}/{path}", name=update, response_model=Dispute)(action)
 
 
 _party_action("escalate", "escalate")
@@ -301,26 +365,16 @@ _party_action("proposal/reject", "reject_proposal")
 # --- mediator actions ------------------------------------------------------------------------
 
 
-class AssignBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mediator_id: str
+# The mediator Updates' payloads without what the API fills: the mediator from the caller's key,
+# the admin's reassignment flag, and the console token (the API signs its Updates instead).
+MEDIATOR_FILLED = ("mediator_id", "console_token")
+AssignBody = body_of(AssignMediator, "Assignment", without=("reassign", "console_token"))
+EvidenceRequestBody = body_of(RequestEvidence, "EvidenceRequestCreate", without=MEDIATOR_FILLED)
+ProposalBody = body_of(ProposeSettlement, "ProposalCreate", without=MEDIATOR_FILLED)
+RulingBody = body_of(IssueRuling, "RulingCreate", without=MEDIATOR_FILLED)
 
 
-class EvidenceRequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    note: str = Field(min_length=1, max_length=5000)
-    from_side: Literal["brand", "creator"] | None = None
-
-
-class ProposalBody(SplitBody):
-    rationale: str = Field(default="", max_length=20_000)
-
-
-class RulingBody(SplitBody):
-    rationale: str = Field(min_length=1, max_length=20_000)
-
-
-@router.post("/v1/disputes/{dispute_id}/assign")
+@router.post("/v1/disputes/{dispute_id}/assign", response_model=Dispute)
 async def assign(
     body: AssignBody,
     record: VisibleDispute,
@@ -339,7 +393,7 @@ async def assign(
     return await _act(request, temporal, record, "assign_mediator", arg)
 
 
-@router.post("/v1/disputes/{dispute_id}/request-evidence")
+@router.post("/v1/disputes/{dispute_id}/request-evidence", response_model=Dispute)
 async def request_evidence(
     body: EvidenceRequestBody,
     record: VisibleDispute,
@@ -351,7 +405,7 @@ async def request_evidence(
     return await _act(request, temporal, record, "request_evidence", arg)
 
 
-@router.post("/v1/disputes/{dispute_id}/proposal")
+@router.post("/v1/disputes/{dispute_id}/proposal", response_model=Dispute)
 async def propose(
     body: ProposalBody,
     record: VisibleDispute,
@@ -363,7 +417,7 @@ async def propose(
     return await _act(request, temporal, record, "propose_settlement", arg)
 
 
-@router.post("/v1/disputes/{dispute_id}/ruling")
+@router.post("/v1/disputes/{dispute_id}/ruling", response_model=Dispute)
 async def rule(
     body: RulingBody,
     record: VisibleDispute,
@@ -499,11 +553,41 @@ async def _json_item(body: EvidenceBody, record: DisputeRecord, session) -> Evid
     )
 
 
-@router.post("/v1/disputes/{dispute_id}/evidence", status_code=201)
+EVIDENCE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/EvidenceCreate"}},
+        "multipart/form-data": {"schema": {"$ref": "#/components/schemas/EvidenceUpload"}},
+    },
+}
+register_schema("EvidenceCreate", EvidenceBody)
+register_schema(
+    "EvidenceUpload",
+    {
+        "type": "object",
+        "title": "EvidenceUpload",
+        "description": "A file (its type checked against the allow-list) and what it shows.",
+        "properties": {
+            "file": {"type": "string", "format": "binary"},
+            "description": {"type": "string", "maxLength": MAX_DESCRIPTION_CHARS},
+        },
+        "required": ["file"],
+    },
+)
+
+
+@router.post(
+    "/v1/disputes/{dispute_id}/evidence",
+    status_code=201,
+    response_model=Evidence,
+    responses=problems(413, 415),
+    openapi_extra={"requestBody": EVIDENCE_BODY},
+)
 async def add_evidence(
     record: VisibleDispute,
     principal: CurrentParty,
     request: Request,
+    response: Response,
     session: SessionDep,
     settings: SettingsDep,
     temporal: TemporalDep,
@@ -528,10 +612,23 @@ async def add_evidence(
     # The text is stored (by its sha256); the workflow and its history get the metadata only.
     arg = AddEvidence(actor_id=principal.id, item=item.model_copy(update={"text": None}))
     await send_update(temporal, workflow_id(record.id), "add_evidence", arg, request=request)
-    return item.model_dump(mode="json")
+    response.headers["Location"] = f"/v1/disputes/{record.id}/evidence/{item.id}"
+    return evidence_resource(item.model_dump(mode="json"))
 
 
-@router.get("/v1/disputes/{dispute_id}/evidence/{evidence_id}")
+@router.get(
+    "/v1/disputes/{dispute_id}/evidence/{evidence_id}",
+    response_model=Evidence,
+    responses={
+        200: {
+            "description": "A file as stored (its own content type, as an attachment); "
+            "any other item as its Evidence record",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
 async def get_evidence(
     evidence_id: str,
     record: VisibleDispute,
@@ -550,7 +647,12 @@ async def get_evidence(
     if item is None:
         raise ProblemError(404, "not_found", "No such evidence")
     if item["kind"] != "file":
-        return JSONResponse(item)
+        return evidence_resource(item)
+    return evidence_file_response(settings, item)
+
+
+def evidence_file_response(settings: Settings, item: dict[str, Any]) -> FileResponse:
+    """A stored evidence file as a download (here and in api/routes/console.py)."""
     # Attachment + nosniff: a browser saves the file and never renders or re-types it.
     return FileResponse(
         evidence_path(settings, item["sha256"]),
@@ -566,7 +668,7 @@ async def get_evidence(
 # --- case file -------------------------------------------------------------------------------
 
 
-@router.get("/v1/disputes/{dispute_id}/case-file")
+@router.get("/v1/disputes/{dispute_id}/case-file", response_model=CaseFile)
 async def case_file(
     record: VisibleDispute,
     principal: CurrentPrincipal,
@@ -583,7 +685,8 @@ async def case_file(
         raise ProblemError(
             403, "forbidden", "the case file is for the parties and the assigned mediator"
         )
-    dispute = await dispute_view(request, temporal, record.id)  # evidence texts put back
+    # Evidence texts put back; the dispute as its resource (flat splits, `created_at`).
+    dispute = dispute_resource(await dispute_view(request, temporal, record.id))
     campaign = await campaign_view(request, temporal, record.campaign_id)
     events = (
         await session.exec(
@@ -606,13 +709,11 @@ async def case_file(
             "terms": campaign["terms"],
         },
         "deliverables": [d for d in campaign["deliverables"] if d["index"] in disputed],
-        "claim": {
-            "claimant": dispute["claimant"],
-            "reason": dispute["reason"],
-            "statement": dispute["statement"],
-            "split": dispute["claim"],
-            "disputed_amount": dispute["disputed_amount"],
-        },
+        "claimant": dispute["claimant"],
+        "reason": dispute["reason"],
+        "statement": dispute["statement"],
+        "claim": dispute["claim"],
+        "disputed_amount": dispute["disputed_amount"],
         "response": dispute["response"],
         "evidence": dispute["evidence"],
         "messages": [e for e in dispute["evidence"] if e["kind"] == "message"],
@@ -620,17 +721,8 @@ async def case_file(
         "proposal": dispute["proposal"],
         "ruling": dispute["ruling"],
         "outcome": dispute["outcome"],
-        "timeline": [
-            {
-                "seq": e.seq,
-                "at": rfc3339(as_utc(e.at)),
-                "kind": e.kind,
-                "actor": e.actor,
-                "data": e.data,
-            }
-            for e in events
-        ],
+        "timeline": [timeline_entry(e) for e in events],
     }
-    # Round-tripped through JSON so the digest covers exactly what the client receives.
-    bundle = json.loads(json.dumps(bundle, default=str))
+    # Written as the response writes it, so the digest covers exactly what the client receives.
+    bundle = CaseFileBundle.model_validate(bundle).model_dump(mode="json")
     return {"case_file": bundle, "sha256": sha256_hex(canonical_json(bundle))}

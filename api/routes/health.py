@@ -10,13 +10,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.errors import problem_response
+from api.openapi import problems
+from api.resources import Ready, Status
 
 router = APIRouter(tags=["health"])
 
 CHECK_TIMEOUT = 3.0
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Status)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -33,7 +35,7 @@ async def _check_temporal(request: Request) -> None:
         raise RuntimeError("health check reported not serving")
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Ready, responses=problems(503))
 async def readyz(request: Request) -> JSONResponse:
     """Database and Temporal reported separately; 503 names whichever is down."""
     checks: dict[str, str] = {}

@@ -12,9 +12,10 @@ from sqlmodel import select
 
 from api.auth import AdminPrincipal
 from api.deps import SessionDep
-from api.pagination import Limit, decode_cursor, page
+from api.pagination import DEFAULT_LIMIT, Limit, decode_cursor, page
 from api.routes.campaigns import CaseCampaign
-from db.models import LedgerEntry, as_utc
+from db.models import LedgerEntry as LedgerRow
+from db.models import as_utc
 from domain.contract import rfc3339
 
 router = APIRouter(tags=["ledger"])
@@ -23,7 +24,9 @@ LedgerKindName = Literal["fund", "release", "commission", "fee", "refund"]
 LedgerStateName = Literal["pending", "succeeded", "failed"]
 
 
-class LedgerMovement(BaseModel):
+class LedgerEntry(BaseModel):
+    """One rail call: a leg of money a campaign moved (SPEC §9)."""
+
     id: int
     campaign_id: str
     kind: str
@@ -38,7 +41,7 @@ class LedgerMovement(BaseModel):
     updated_at: str
 
     @classmethod
-    def of(cls, entry: LedgerEntry) -> LedgerMovement:
+    def of(cls, entry: LedgerRow) -> LedgerEntry:
         return cls(
             id=entry.id or 0,
             campaign_id=entry.campaign_id,
@@ -55,28 +58,31 @@ class LedgerMovement(BaseModel):
         )
 
 
-class LedgerPage(BaseModel):
-    items: list[LedgerMovement]
+class LedgerEntryPage(BaseModel):
+    items: list[LedgerEntry]
     next_cursor: str | None
 
 
-async def _page(session, query, cursor: str | None, limit: int) -> LedgerPage:
+async def _page(session, query, cursor: str | None, limit: int) -> LedgerEntryPage:
     """Oldest first, by row id: the order the legs were written."""
     if (position := decode_cursor(cursor, int)) is not None:
-        query = query.where(LedgerEntry.id > position[0])
-    rows = (await session.exec(query.order_by(LedgerEntry.id).limit(limit + 1))).all()
-    return LedgerPage(**page(rows, limit, lambda e: [e.id], LedgerMovement.of))
+        query = query.where(LedgerRow.id > position[0])
+    rows = (await session.exec(query.order_by(LedgerRow.id).limit(limit + 1))).all()
+    return LedgerEntryPage(**page(rows, limit, lambda e: [e.id], LedgerEntry.of))
 
 
-@router.get("/v1/campaigns/{campaign_id}/ledger", response_model=LedgerPage)
+@router.get("/v1/campaigns/{campaign_id}/ledger", response_model=LedgerEntryPage, name="campaign")
 async def campaign_ledger(
-    record: CaseCampaign, session: SessionDep, cursor: str | None = None, limit: Limit = 50
-) -> LedgerPage:
-    query = select(LedgerEntry).where(LedgerEntry.campaign_id == record.id)
+    record: CaseCampaign,
+    session: SessionDep,
+    cursor: str | None = None,
+    limit: Limit = DEFAULT_LIMIT,
+) -> LedgerEntryPage:
+    query = select(LedgerRow).where(LedgerRow.campaign_id == record.id)
     return await _page(session, query, cursor, limit)
 
 
-@router.get("/v1/ledger", response_model=LedgerPage)
+@router.get("/v1/ledger", response_model=LedgerEntryPage, name="list")
 async def whole_ledger(
     _: AdminPrincipal,
     session: SessionDep,
@@ -86,19 +92,19 @@ async def whole_ledger(
     created_from: datetime | None = None,
     created_before: datetime | None = None,
     cursor: str | None = None,
-    limit: Limit = 50,
-) -> LedgerPage:
+    limit: Limit = DEFAULT_LIMIT,
+) -> LedgerEntryPage:
     """Admin: what a finance team reconciles against the rail; `state=pending` or `failed`
     lists what needs a look."""
-    query = select(LedgerEntry)
+    query = select(LedgerRow)
     if campaign_id:
-        query = query.where(LedgerEntry.campaign_id == campaign_id)
+        query = query.where(LedgerRow.campaign_id == campaign_id)
     if kind:
-        query = query.where(LedgerEntry.kind == kind)
+        query = query.where(LedgerRow.kind == kind)
     if state:
-        query = query.where(LedgerEntry.state == state)
+        query = query.where(LedgerRow.state == state)
     if created_from:
-        query = query.where(LedgerEntry.created_at >= created_from)
+        query = query.where(LedgerRow.created_at >= created_from)
     if created_before:
-        query = query.where(LedgerEntry.created_at < created_before)
+        query = query.where(LedgerRow.created_at < created_before)
     return await _page(session, query, cursor, limit)

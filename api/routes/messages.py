@@ -5,28 +5,28 @@ Stored in the database, read with a cursor, and live as Server-Sent Events.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import func
 from sqlmodel import select
 
 from api.auth import CurrentPrincipal
 from api.deps import SessionDep
 from api.errors import ProblemError
-from api.pagination import Limit, decode_cursor, page
+from api.message_bus import MESSAGES, event_stream, resume_point
+from api.openapi import EVENT_STREAM
+from api.pagination import DEFAULT_LIMIT, Limit, decode_cursor, page
+from api.resources import Message as MessageResource
+from api.resources import Page
 from api.routes.campaigns import CaseCampaign
 from db.models import Message, as_utc
 from domain.contract import rfc3339
 
 router = APIRouter(prefix="/v1/campaigns", tags=["messages"])
 
-KEEP_ALIVE_SECONDS = 15
 MAX_BODY = 5000
 
 
@@ -61,12 +61,17 @@ def render(message: Message) -> dict[str, Any]:
     }
 
 
-@router.post("/{campaign_id}/messages", status_code=201)
+class MessagePage(Page[MessageResource]):
+    pass
+
+
+@router.post("/{campaign_id}/messages", status_code=201, response_model=MessageResource)
 async def post_message(
     body: MessageCreate,
     campaign_id: Thread,
     principal: CurrentPrincipal,
     request: Request,
+    response: Response,
     session: SessionDep,
 ) -> dict[str, Any]:
     if principal.is_admin:
@@ -83,15 +88,16 @@ async def post_message(
     await bus.announce(session, campaign_id)
     await session.commit()
     bus.delivered(campaign_id)
+    response.headers["Location"] = f"/v1/campaigns/{campaign_id}/messages/{message.id}"
     return render(message)
 
 
-@router.get("/{campaign_id}/messages")
+@router.get("/{campaign_id}/messages", response_model=MessagePage)
 async def list_messages(
     campaign_id: Thread,
     session: SessionDep,
     cursor: str | None = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
 ) -> dict[str, Any]:
     """Oldest first; `next_cursor` continues after the last one returned."""
     query = select(Message).where(Message.campaign_id == campaign_id)
@@ -101,7 +107,11 @@ async def list_messages(
     return page(rows, limit, lambda m: [m.seq], render)
 
 
-@router.get("/{campaign_id}/messages/stream")
+@router.get(
+    "/{campaign_id}/messages/stream",
+    response_class=StreamingResponse,
+    responses=EVENT_STREAM,
+)
 async def stream_messages(
     campaign_id: Thread,
     request: Request,
@@ -109,41 +119,21 @@ async def stream_messages(
     after: Annotated[int | None, Query(ge=0, description="replay messages after this seq")] = None,
 ) -> StreamingResponse:
     """`text/event-stream` of new messages (`id:` is the seq; `Last-Event-ID` resumes)."""
-    resume = request.headers.get("last-event-id")
-    if after is None and resume and resume.isdigit():
-        after = int(resume)
-    if after is None:  # from now on
-        latest = select(func.max(Message.seq)).where(Message.campaign_id == campaign_id)
-        after = (await session.exec(latest)).one() or 0
-    sessionmaker = request.app.state.sessionmaker
-    bus = request.app.state.message_bus
+    after = resume_point(request, after)
+    return await event_stream(request, session, MESSAGES, campaign_id, after, _message_event)
 
-    async def events():
-        last = after
-        with bus.subscription(campaign_id) as wake:
-            yield ": connected\n\n"
-            while not await request.is_disconnected():
-                wake.clear()
-                async with sessionmaker() as reader:
-                    query = (
-                        select(Message)
-                        .where(Message.campaign_id == campaign_id, Message.seq > last)
-                        .order_by(Message.seq)
-                        .limit(100)
-                    )
-                    rows = (await reader.exec(query)).all()
-                for row in rows:
-                    last = row.seq
-                    yield f"id: {row.seq}\nevent: message\ndata: {json.dumps(render(row))}\n\n"
-                if rows:
-                    continue
-                try:
-                    await asyncio.wait_for(wake.wait(), KEEP_ALIVE_SECONDS)
-                except TimeoutError:
-                    yield ": keep-alive\n\n"
 
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def _message_event(message: Message) -> tuple[str, dict[str, Any]]:
+    return "message", render(message)
+
+
+# After the stream: `/messages/stream` is not a message id.
+@router.get("/{campaign_id}/messages/{message_id}", response_model=MessageResource)
+async def get_message(
+    message_id: Annotated[str, Path(max_length=40)], campaign_id: Thread, session: SessionDep
+) -> dict[str, Any]:
+    query = select(Message).where(Message.id == message_id, Message.campaign_id == campaign_id)
+    message = (await session.exec(query)).first()
+    if message is None:
+        raise ProblemError(404, "not_found", "No such message")
+    return render(message)

@@ -4,15 +4,15 @@ and to everyone on the campaign once the workflow marked it visible."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Path, Request, Response
 from sqlmodel import select
 
 from api.auth import CurrentParty, CurrentPrincipal
 from api.deps import SessionDep, TemporalDep
+from api.errors import ProblemError
+from api.resources import Review, ReviewPage, body_of
 from api.routes.campaigns import VisibleCampaign, workflow_id
 from api.temporal import send_update
 from db.models import ReviewRecord, as_utc
@@ -21,15 +21,12 @@ from domain.campaign import Parties, SubmitReview
 router = APIRouter(prefix="/v1/campaigns", tags=["reviews"])
 
 
-class ReviewBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    rating: int = Field(ge=1, le=5)
-    comment: str = Field(default="", max_length=5000)
+ReviewBody = body_of(SubmitReview, "ReviewCreate", without=("actor_id",))
 
 
 def render(r: ReviewRecord) -> dict[str, Any]:
     return {
+        "id": r.id,
         "campaign_id": r.campaign_id,
         "side": r.side,
         "reviewer_id": r.reviewer_id,
@@ -41,32 +38,35 @@ def render(r: ReviewRecord) -> dict[str, Any]:
     }
 
 
-@router.post("/{campaign_id}/reviews", status_code=201)
+async def _review_of(session, campaign_id: str, side: str) -> ReviewRecord | None:
+    query = select(ReviewRecord).where(
+        ReviewRecord.campaign_id == campaign_id, ReviewRecord.side == side
+    )
+    return (await session.exec(query)).first()
+
+
+@router.post("/{campaign_id}/reviews", status_code=201, response_model=Review)
 async def post_review(
     body: ReviewBody,
     record: VisibleCampaign,
     principal: CurrentParty,
     request: Request,
+    response: Response,
+    session: SessionDep,
     temporal: TemporalDep,
 ) -> dict[str, Any]:
-    """One review per side, after completion and within `review_period` (else 409)."""
+    """One review per side, after completion and within `review_period` (else 409). The
+    workflow records it before it answers, so it is read back with its id."""
     arg = SubmitReview(actor_id=principal.id, **body.model_dump())
     review = await send_update(temporal, workflow_id(record.id), "review", arg, request=request)
-    return render(
-        ReviewRecord(
-            campaign_id=record.id,
-            side=review["side"],
-            reviewer_id=review["by"],
-            subject_id=review["subject_id"],
-            rating=review["rating"],
-            comment=review["comment"],
-            created_at=datetime.fromisoformat(review["at"]),
-            visible=review["visible"],
-        )
-    )
+    stored = await _review_of(session, record.id, review["side"])
+    if stored is None:  # not expected: the records activity ran before the Update answered
+        raise ProblemError(503, "outcome_unknown", "The review was taken; read it in a moment")
+    response.headers["Location"] = f"/v1/campaigns/{record.id}/reviews/{stored.id}"
+    return render(stored)
 
 
-@router.get("/{campaign_id}/reviews")
+@router.get("/{campaign_id}/reviews", response_model=ReviewPage)
 async def list_reviews(
     record: VisibleCampaign, principal: CurrentPrincipal, session: SessionDep
 ) -> dict[str, Any]:
@@ -86,3 +86,22 @@ async def list_reviews(
         "revealed": record.snapshot.get("reviews_revealed", False),
         "reviews_close_at": record.snapshot.get("reviews_close_at"),
     }
+
+
+@router.get("/{campaign_id}/reviews/{review_id}", response_model=Review)
+async def get_review(
+    review_id: Annotated[int, Path(ge=1, le=2**62)],
+    record: VisibleCampaign,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """A review the caller may see: visible, or its own side's."""
+    side = Parties.model_validate(record.snapshot).side_of(principal.id or "")
+    review = await session.get(ReviewRecord, review_id)
+    if (
+        review is None
+        or review.campaign_id != record.id
+        or not (review.visible or (side is not None and review.side == side))
+    ):
+        raise ProblemError(404, "not_found", "No such review")
+    return render(review)

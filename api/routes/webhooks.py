@@ -14,6 +14,8 @@ from sqlmodel import select
 
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
+from api.openapi import problems
+from api.resources import WebhookReceipt
 from api.temporal import send_update
 from db.models import CampaignRecord, LedgerEntry, Party, StripeEvent, involving
 from domain.campaign import CardDispute, FundingSettled, RetryPayouts
@@ -71,7 +73,7 @@ async def _campaign_of_payment(session, payment_intent: str | None) -> str | Non
     return entry.campaign_id if entry else None
 
 
-@router.post("/stripe")
+@router.post("/stripe", response_model=WebhookReceipt, responses=problems(400))
 async def stripe_webhook(
     request: Request, session: SessionDep, settings: SettingsDep, temporal: TemporalDep
 ) -> dict[str, Any]:
@@ -137,7 +139,10 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
         campaigns = await session.exec(
             select(CampaignRecord.id).where(
                 involving(CampaignRecord, party.id),
-                CampaignRecord.status.in_(("active", "cancelled", "disputed", "frozen")),
+                # Owed payouts keep a completed or expired campaign's workflow open.
+                CampaignRecord.status.in_(
+                    ("active", "cancelled", "disputed", "frozen", "completed", "expired")
+                ),
             )
         )
         retry = RetryPayouts(reason=f"Stripe account {obj.get('id')} can be paid")

@@ -27,12 +27,19 @@ class ForgetfulRail:
         self.agency_failures = agency_failures
         self.refusing: set[str] = set()
         self.transfers: list[str] = []  # every key that reached the rail
+        self.made: dict[str, str] = {}  # key -> transfer, as Stripe lists them by metadata
 
     async def charge(self, *args) -> str:
         return await self.inner.charge(*args)
 
     async def refund(self, *args) -> str:
         return await self.inner.refund(*args)
+
+    async def find_transfer(self, key: str, transfer_group: str) -> str | None:
+        return self.made.get(key)
+
+    async def find_refund(self, key: str, charge_reference: str) -> str | None:
+        return await self.inner.find_refund(key, charge_reference)
 
     async def transfer(self, key, amount, currency, party_id, account, group) -> str:
         self.transfers.append(key)
@@ -42,9 +49,10 @@ class ForgetfulRail:
             self.agency_failures -= 1
             raise ConnectionError("agency transfer: connection reset")
         # A fresh key each time: the inner book would otherwise dedupe what Stripe would not.
-        return await self.inner.transfer(
+        self.made[key] = await self.inner.transfer(
             f"{key}#{len(self.transfers)}", amount, currency, party_id, account, group
         )
+        return self.made[key]
 
 
 def release(cid: str, creator: str, agency: str | None, attempt: int = 1) -> ReleaseFunds:

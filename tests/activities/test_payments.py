@@ -146,6 +146,12 @@ class FlakyRail:
     async def find_charge(self, key: str):
         return await self.inner.find_charge(key)  # faults are injected on the moves
 
+    async def find_transfer(self, key: str, transfer_group: str):
+        return await self.inner.find_transfer(key, transfer_group)
+
+    async def find_refund(self, key: str, charge_reference: str):
+        return await self.inner.find_refund(key, charge_reference)
+
 
 @pytest.fixture
 def payments(settings, sessionmaker) -> PaymentActivities:

@@ -79,6 +79,7 @@ class World:
     dispute_id: str
     evidence_id: str
     notification_id: str  # the brand's
+    message_id: str = ""  # the brand's, in the campaign's thread
 
     def id(self, role: str) -> str:
         return self.who[role].id
@@ -113,6 +114,10 @@ MATRIX: list[Row] = [
         for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect")
     ),
     Row("GET", "/redoc", everyone(OK, anonymous=OK)),
+    # Swagger UI's and ReDoc's packaged assets (a static mount: any method reaches it).
+    Row("ANY", "/docs/assets", everyone(OK, anonymous=OK)),
+    # Prometheus scrapes it without a key (an operator endpoint, not an API operation).
+    Row("GET", "/metrics", everyone(OK, anonymous=OK)),
     # Stripe signs it; a bearer key changes nothing: unsigned is 400 for everyone.
     Row("POST", "/v1/webhooks/stripe", everyone(400, anonymous=400), lambda w, r: {}),
     # --- parties ---------------------------------------------------------------------------
@@ -123,6 +128,25 @@ MATRIX: list[Row] = [
         lambda w, r: {"name": "matrix", "role": "brand", "email": "m@example.com"},
     ),
     Row("GET", "/v1/parties/me", everyone(OK, admin=NOT_FOUND)),  # the admin is not a party
+    Row(
+        "PATCH",
+        "/v1/parties/me",
+        everyone(OK, admin=NOT_FOUND),
+        lambda w, r: {"email": f"{r}@example.org"},
+    ),
+    Row("POST", "/v1/parties/me/webhook-secret", everyone(OK, admin=NOT_FOUND)),
+    # Each party rotates once; the key it holds here keeps working through the grace period.
+    Row("POST", "/v1/parties/me/api-key", everyone(OK, admin=NOT_FOUND)),
+    Row("GET", "/v1/parties", only_admin()),
+    # The admin deactivates the brand (after the brand's own try: ROLES order), then
+    # reactivates it first thing, so the brand hears 403 there like everyone else.
+    Row("POST", "/v1/parties/{party_id}/deactivate", only_admin()),
+    Row(
+        "POST",
+        "/v1/parties/{party_id}/reactivate",
+        only_admin(),
+        order=["admin", *(role for role in ROLES if role != "admin")],
+    ),
     Row("GET", "/v1/parties/{party_id}", everyone(OK)),  # profiles are public to callers
     # --- agency grants: a brand or creator authorises; the admin for any party -------------
     Row(
@@ -162,6 +186,8 @@ MATRIX: list[Row] = [
     Row("GET", "/v1/campaigns/{campaign_id}", on_campaign(admin=OK, mediator=OK)),
     # SPEC §8: "parties, mediator"; §9: the assigned mediator.
     Row("GET", "/v1/campaigns/{campaign_id}/timeline", on_campaign(admin=OK, mediator=OK)),
+    # Its live form (issue #15): the same readers.
+    Row("GET", "/v1/campaigns/{campaign_id}/events", on_campaign(admin=OK, mediator=OK)),
     Row(
         "POST",
         "/v1/campaigns/{campaign_id}/accept",
@@ -209,6 +235,14 @@ MATRIX: list[Row] = [
         "/v1/mediators/me/console-token",
         everyone(FORBIDDEN, mediator=OK, other_mediator=OK),
     ),
+    # The Temporal UI's evidence links (api/routes/console.py): a bearer key opens nothing,
+    # an unsigned link is refused for everyone, and the console sign-in needs its form.
+    Row(
+        "GET",
+        "/v1/console/disputes/{dispute_id}/evidence/{evidence_id}",
+        everyone(FORBIDDEN, anonymous=FORBIDDEN),
+    ),
+    Row("POST", "/v1/console/session", everyone(422, anonymous=422)),
     # Only the admin restores; a running campaign has nothing to restore (409).
     Row("POST", "/v1/admin/campaigns/{campaign_id}/restore", everyone(FORBIDDEN, admin=409)),
     Row(
@@ -235,12 +269,19 @@ MATRIX: list[Row] = [
         on_campaign(MEMBERS + ("mediator",), admin=OK),
     ),
     Row(
+        "GET",
+        "/v1/campaigns/{campaign_id}/messages/{message_id}",
+        on_campaign(MEMBERS + ("mediator",), admin=OK),
+    ),
+    Row(
         "POST",
         "/v1/campaigns/{campaign_id}/reviews",
         on_campaign(),
         lambda w, r: {"rating": 5, "comment": "great"},
     ),
     Row("GET", "/v1/campaigns/{campaign_id}/reviews", on_campaign(admin=OK)),
+    # No review in this world (the campaign is not complete): unknown to everyone.
+    Row("GET", "/v1/campaigns/{campaign_id}/reviews/{review_id}", everyone(NOT_FOUND)),
     # --- disputes --------------------------------------------------------------------------
     Row("GET", "/v1/disputes", everyone(OK)),  # filtered lists: checked below
     # Unassigned mediators see the queue summary (tests/api/test_mediator_visibility.py).
@@ -276,6 +317,8 @@ MATRIX: list[Row] = [
         on_dispute(MEMBERS, refused=REFUSED),
         lambda w, r: SPLIT,
     ),
+    # No offer in this world (the dispute is in mediation): unknown to everyone.
+    Row("GET", "/v1/disputes/{dispute_id}/offers/{offer_id}", everyone(NOT_FOUND)),
     Row(
         "POST",
         "/v1/disputes/{dispute_id}/offers/{offer_id}/accept",
@@ -400,7 +443,10 @@ async def build_world(api, make_party) -> World:
         )
     )
     await ok(await agency.post(f"/v1/campaigns/{cid}/fund", json={}))
-    await ok(await brand.post(f"/v1/campaigns/{cid}/messages", json={"body": "where is it?"}), 201)
+    said = await ok(
+        await brand.post(f"/v1/campaigns/{cid}/messages", json={"body": "where is it?"}), 201
+    )
+    w.message_id = said["id"]
     filing = {"reason": "not delivered", "claim": SPLIT, "statement": "nothing posted"}
     did = w.dispute_id = (
         await ok(await agency.post(f"/v1/campaigns/{cid}/disputes", json=filing), 201)
@@ -429,6 +475,8 @@ def url_of(row: Row, w: World) -> str:
         party_id=w.id("brand"),
         agency_id=w.id("spare_agency"),
         offer_id="off_unknown",
+        message_id=w.message_id,
+        review_id=1,
         n=0,
     )
 
@@ -436,7 +484,7 @@ def url_of(row: Row, w: World) -> str:
 async def call(client: httpx.AsyncClient, row: Row, w: World, role: str) -> httpx.Response:
     url = url_of(row, w)
     body = row.body(w, role) if row.body else None
-    if url.endswith("/stream"):  # an endless event stream: the status line is enough
+    if url.endswith(("/stream", "/events")):  # endless event streams: the status line is enough
         async with client.stream("GET", url) as response:
             if response.status_code != 200:
                 await response.aread()

@@ -142,12 +142,12 @@ async def test_two_deliverables_to_completed_with_exact_escrow(api, trio):
     listed = await ok(await creator.client.get("/v1/campaigns", params={"status": "completed"}))
     assert cid in [c["id"] for c in listed["items"]]
     timeline = await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline"))
-    kinds = [e["kind"] for e in timeline["items"]]
+    kinds = [e["type"] for e in timeline["items"]]
     assert kinds[:3] == ["campaign.created", "campaign.accepted", "campaign.funded"]
     assert kinds.count("deliverable.released") == 2 and kinds[-1] == "campaign.completed"
     inbox = await ok(await creator.client.get("/v1/notifications"))
     assert {"campaign.created", "campaign.funded", "campaign.completed"} <= {
-        n["kind"] for n in inbox["items"]
+        n["type"] for n in inbox["items"]
     }
 
 

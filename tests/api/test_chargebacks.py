@@ -65,5 +65,5 @@ async def test_a_lost_card_dispute_is_a_chargeback_once(api, trio, sessionmaker)
     chargebacks = [m for m in ledger["items"] if m["kind"] == "chargeback"]
     assert [(m["amount"], m["rail_reference"]) for m in chargebacks] == [(15_000, "dp_x")]
     timeline = await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline"))
-    [event] = [e for e in timeline["items"] if e["kind"] == "campaign.chargeback_lost"]
+    [event] = [e for e in timeline["items"] if e["type"] == "campaign.chargeback_lost"]
     assert event["data"]["platform_loss"] == 10_000  # already paid out when the network took it

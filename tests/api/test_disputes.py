@@ -79,7 +79,9 @@ async def test_dispute_from_filing_to_ruling_and_settlement(api, cast):
         ),
         201,
     )
-    assert offered["offers"][-1]["status"] == "open"
+    # The offer made, flat as posted (issue #14), with its address.
+    assert (offered["status"], offered["release_to_creator"]) == ("open", 9_000)
+    assert offered["by"] == creator.id
     assert_problem(
         await brand.client.post(
             f"/v1/disputes/{did}/offers", json={"release_to_creator": 9_000, "refund_to_brand": 1}
@@ -167,7 +169,7 @@ async def test_dispute_from_filing_to_ruling_and_settlement(api, cast):
     assert settled["status"] == "completed"
     inbox = await ok(await creator.client.get("/v1/notifications"))
     assert {"dispute.filed", "dispute.settlement_proposed", "dispute.resolved"} <= {
-        n["kind"] for n in inbox["items"]
+        n["type"] for n in inbox["items"]
     }
 
     case = await ok(await brand.client.get(f"/v1/disputes/{did}/case-file"))
@@ -175,7 +177,7 @@ async def test_dispute_from_filing_to_ruling_and_settlement(api, cast):
     assert case["sha256"] == hashlib.sha256(canonical_json(bundle)).hexdigest()
     assert bundle["campaign"]["contract_hash"] == settled["contract_hash"]
     assert bundle["ruling"]["rationale"] == "half posted"
-    assert [e["kind"] for e in bundle["timeline"]][0] == "dispute.filed"
+    assert [e["type"] for e in bundle["timeline"]][0] == "dispute.filed"
     assert json.loads(json.dumps(bundle)) == bundle
 
 

@@ -57,14 +57,13 @@ async def test_many_long_texts_leave_the_dispute_working(api, make_party, tempor
 
     # The respondent still acts.
     await ok(await creator.client.post(f"/v1/disputes/{did}/respond", json={"statement": "no"}))
-    offered = await ok(
+    await ok(
         await creator.client.post(
             f"/v1/disputes/{did}/offers",
             json={"release_to_creator": 9_000, "refund_to_brand": 6_000},
         ),
         201,
     )
-    assert [e["text"] for e in offered["evidence"]] == [long_text(n) for n in range(ITEMS)]
 
     # Every read puts the text back.
     dispute = await ok(await creator.client.get(f"/v1/disputes/{did}"))

@@ -179,3 +179,23 @@ async def test_a_5xx_after_the_action_was_sent_keeps_the_same_update(
             second = await http.post("/test/act-then-fail", json={})
     assert (first.status_code, second.status_code) == (503, 200)
     assert seen[0] == seen[1]
+
+
+async def test_a_database_that_cannot_take_the_claim_is_a_503_with_retry_after(
+    temporal_env, settings
+):
+    """The claim is written before anything runs; when the database refuses it (down, or
+    SQLite locked past its busy timeout under load) the answer is a retryable 503."""
+    from api.main import create_app
+    from tests.conftest import ADMIN_TOKEN, free_port, serve
+
+    down = settings.model_copy(
+        update={"database_url": f"postgresql+psycopg://parley@127.0.0.1:{free_port()}/none"}
+    )
+    app = create_app(down, temporal=temporal_env.client)
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Idempotency-Key": uuid.uuid4().hex}
+    async for base_url in serve(app):
+        async with httpx.AsyncClient(base_url=base_url, headers=headers) as http:
+            response = await http.post("/v1/parties", json={"name": "x", "role": "brand"})
+    assert_problem(response, 503, "database_unavailable")
+    assert response.headers["retry-after"]

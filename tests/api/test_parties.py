@@ -87,3 +87,23 @@ async def test_readyz_reports_both_components(api):
     response = await api.http.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["checks"] == {"database": "ok", "temporal": "ok"}
+
+
+async def test_a_replayed_create_answers_the_same_status_body_and_location(api, make_party):
+    from tests.api.test_campaigns import campaign_body
+
+    creator = await make_party("creator")
+    brand = await make_party("brand")
+    creates = [
+        (api.http, "/v1/parties", {"name": "P", "role": "brand", "email": "p@x.io"}),
+        (brand.client, "/v1/campaigns", campaign_body(creator.id)),
+    ]
+    for client, path, body in creates:
+        headers = {"Idempotency-Key": f"create-{path}"}
+        first = await client.post(path, json=body, headers=headers)
+        again = await client.post(path, json=body, headers=headers)
+        assert first.status_code == again.status_code == 201, again.text
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content
+        assert again.headers["location"] == first.headers["location"]
+        assert first.headers["location"].endswith("/" + first.json()["id"])

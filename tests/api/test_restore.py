@@ -72,7 +72,7 @@ async def test_a_dispute_that_ended_while_its_campaign_was_down_settles_once(
     refunds = [
         e
         for e in (await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline")))["items"]
-        if e["kind"] == "deliverable.settled"
+        if e["type"] == "deliverable.settled"
     ]
     assert len(refunds) == 1
 
@@ -111,6 +111,6 @@ async def test_after_a_reset_the_read_model_and_timeline_follow_the_new_run(
     assert row["deliverables"][0]["submissions"][-1]["url"] == "https://x.io/kept"
     timeline = (await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline")))["items"]
     submitted = [
-        e["data"]["submission"]["url"] for e in timeline if e["kind"] == "deliverable.submitted"
+        e["data"]["submission"]["url"] for e in timeline if e["type"] == "deliverable.submitted"
     ]
     assert submitted == ["https://x.io/discarded", "https://x.io/kept"]

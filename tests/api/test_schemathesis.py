@@ -32,7 +32,12 @@ import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from schemathesis.core.failures import FailureGroup
 from schemathesis.core.result import Ok
 
@@ -51,10 +56,14 @@ STATEFUL_SCENARIOS = 40
 STATEFUL_STEPS = 10
 REQUEST_TIMEOUT = 30
 
-# The message stream is Server-Sent Events: a 200 never ends (the server keeps the
-# connection open for new messages), so a blocking client would wait forever. Its refusals
-# (401/404/422) are plain responses, checked by tests/api/test_messages.py and the matrix.
-STREAMING = {("GET", "/v1/campaigns/{campaign_id}/messages/stream")}
+# The message and timeline streams are Server-Sent Events: a 200 never ends (the server keeps
+# the connection open for what comes next), so a blocking client would wait forever. Their
+# refusals (401/404/422) are plain responses, checked by tests/api/test_messages.py,
+# tests/api/test_campaign_events.py and the matrix.
+STREAMING = {
+    ("GET", "/v1/campaigns/{campaign_id}/messages/stream"),
+    ("GET", "/v1/campaigns/{campaign_id}/events"),  # tests/api/test_campaign_events.py
+}
 
 # Operations that end or freeze what later operations act on run last, in this order, so the
 # ones before them reach their handlers with the resources in a live state.
@@ -102,6 +111,15 @@ def problem_details(ctx, response, case) -> None:
     assert isinstance(body.get("detail"), str) and body["detail"], f"no detail: {body}"
 
 
+CHECKS = [
+    not_a_server_error,
+    problem_details,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
 def verdict(status: int, content_type: str, content: bytes) -> str | None:
     """Why the answer breaks the contract (None when it keeps it); for requests made by hand."""
     if status >= 500:
@@ -136,12 +154,12 @@ class Findings:
         self.items.setdefault((operation, role, status, reason), reproduce)
 
     def record_case(self, role: str, case, response, headers: dict[str, str]) -> None:
-        """Runs schemathesis' `not_a_server_error` and `problem_details` on one call."""
+        """Runs schemathesis' checks and `problem_details` on one call: besides no 5xx, every
+        answer has a documented status, its documented media type, and a body its schema
+        describes (issue #14: the document is exact)."""
         self.requests += 1
         try:
-            case.validate_response(
-                response, checks=[not_a_server_error, problem_details], headers=headers
-            )
+            case.validate_response(response, checks=CHECKS, headers=headers)
             return
         except FailureGroup as group:  # the checks that failed
             failed = "; ".join(sorted({type(e).__name__ for e in group.exceptions}))
@@ -196,7 +214,9 @@ async def build_world(api, make_party) -> World:
         )
     )
     await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
-    await ok(await brand.client.post(f"/v1/campaigns/{cid}/messages", json={"body": "hi"}), 201)
+    message = await ok(
+        await brand.client.post(f"/v1/campaigns/{cid}/messages", json={"body": "hi"}), 201
+    )
     filing = {"reason": "not delivered", "claim": SPLIT, "statement": "nothing posted"}
     did = (await ok(await brand.client.post(f"/v1/campaigns/{cid}/disputes", json=filing), 201))[
         "id"
@@ -207,7 +227,7 @@ async def build_world(api, make_party) -> World:
     evidence_id = dispute["evidence"][-1]["id"]
     await ok(await creator.client.post(f"/v1/disputes/{did}/respond", json={"statement": "no"}))
     offered = await ok(await brand.client.post(f"/v1/disputes/{did}/offers", json=SPLIT), 201)
-    offer_id = offered["offers"][-1]["id"]
+    offer_id = offered["id"]
     await ok(await creator.client.post(f"/v1/disputes/{did}/escalate"))
     await ok(
         await mediator.client.post(f"/v1/disputes/{did}/assign", json={"mediator_id": mediator.id})
@@ -222,6 +242,8 @@ async def build_world(api, make_party) -> World:
         "dispute_id": did,
         "evidence_id": evidence_id,
         "offer_id": offer_id,
+        "message_id": message["id"],
+        "review_id": 1,  # none yet (the campaign is not complete): answers 404
         "agency_id": agency.id,
         "n": 0,
     }
@@ -491,7 +513,12 @@ def stateful_machine(
     actors: dict[tuple[str, str], str],
     mode: str,
 ):
-    config = schemathesis.Config.from_dict({"generation": {"mode": mode}})
+    # Only the links above drive the chain: inferred ones (from the Location headers and the
+    # response schemas) would also lead from a create straight to a dispute, which then
+    # rarely meets a funded campaign.
+    config = schemathesis.Config.from_dict(
+        {"generation": {"mode": mode}, "phases": {"stateful": {"inference": {"algorithms": []}}}}
+    )
     schema = schemathesis.openapi.from_dict(with_links(raw), config=config)
     labels = {f"{m} {p}" for m, p in CHAIN}
     schema = schema.include(name=sorted(labels))
@@ -546,13 +573,14 @@ async def test_stateful_create_accept_fund_dispute(api, make_party):
         raw, world, api.base_url, findings, rightful, mode="positive"
     )
     await asyncio.to_thread(run_stateful, machine)
-    # The links carried generated scenarios through every step to a filed dispute.
-    for step, status in ((CREATE, 201), (ACCEPT, 200), (FUND, 200), (DISPUTE, 201)):
-        if status not in reached.get(step, {}):
-            pytest.fail(f"no {status} for {step}; answers: {reached}", pytrace=False)
     # Invalid data at every step too (schemathesis mixes both modes).
-    machine, _ = stateful_machine(raw, world, api.base_url, findings, rightful, mode="all")
+    machine, mixed = stateful_machine(raw, world, api.base_url, findings, rightful, mode="all")
     await asyncio.to_thread(run_stateful, machine)
+    # The links carried generated scenarios through every step to a filed dispute (in either
+    # run: under load a step may answer 503 and end a scenario early).
+    for step, status in ((CREATE, 201), (ACCEPT, 200), (FUND, 200), (DISPUTE, 201)):
+        if status not in reached.get(step, {}) and status not in mixed.get(step, {}):
+            pytest.fail(f"no {status} for {step}; answers: {reached}", pytrace=False)
     for role in ("admin", "creator", "mediator"):
         actors = dict.fromkeys(CHAIN, role)
         machine, _ = stateful_machine(raw, world, api.base_url, findings, actors, mode="all")

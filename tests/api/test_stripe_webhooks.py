@@ -79,18 +79,18 @@ async def test_charge_dispute_freezes_until_closed(api, trio, sessionmaker, make
     created = dispute_event("charge.dispute.created", reference, "dp_1")
     payload, headers = signed(created)
     first = await ok(await api.http.post("/v1/webhooks/stripe", content=payload, headers=headers))
-    assert first == {"received": True, "handled": cid}
+    assert first == {"received": True, "duplicate": False, "handled": cid}
     frozen = await ok(await brand.client.get(f"/v1/campaigns/{cid}"))
     assert frozen["status"] == "frozen" and frozen["frozen"] is True
 
     # Stripe redelivers: handled once.
     again = await ok(await api.http.post("/v1/webhooks/stripe", content=payload, headers=headers))
-    assert again == {"received": True, "duplicate": True}
+    assert again == {"received": True, "duplicate": True, "handled": None}
     timeline = await ok(await brand.client.get(f"/v1/campaigns/{cid}/timeline"))
-    assert [e["kind"] for e in timeline["items"]].count("campaign.frozen") == 1
+    assert [e["type"] for e in timeline["items"]].count("campaign.frozen") == 1
 
     inbox = await ok(await mediator.client.get("/v1/notifications"))
-    assert [n["kind"] for n in inbox["items"]] == ["campaign.frozen"]
+    assert [n["type"] for n in inbox["items"]] == ["campaign.frozen"]
 
     work = {"url": "https://x.io/1"}
     assert_problem(
@@ -109,4 +109,4 @@ async def test_charge_dispute_freezes_until_closed(api, trio, sessionmaker, make
 async def test_unknown_charge_is_acknowledged_and_ignored(api):
     payload, headers = signed(dispute_event("charge.dispute.created", "pi_unknown"))
     body = await ok(await api.http.post("/v1/webhooks/stripe", content=payload, headers=headers))
-    assert body == {"received": True, "handled": None}
+    assert body == {"received": True, "duplicate": False, "handled": None}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.currencies import CURRENCIES
-from domain.display import decimals, format_money, one_line, relative
+from domain.display import decimals, format_money, one_line, party, relative
 
 
 @pytest.mark.parametrize(
@@ -60,3 +60,11 @@ def test_free_text_is_one_bounded_line() -> None:
     cut = one_line("x" * 1000, 100)
     assert len(cut) == 100 and cut.endswith("…")
     assert one_line(None, 10) == ""
+
+
+def test_a_party_by_name_with_its_id_or_by_id_alone() -> None:
+    names = {"pty_1": "Acme | Shoes\nLtd", "pty_2": ""}
+    assert party("pty_1", names) == "Acme ¦ Shoes Ltd (`pty_1`)"
+    assert party("pty_2", names) == "`pty_2`"  # no name known: the id
+    assert party("pty_3", {}) == "`pty_3`"
+    assert party("pty_1", {"pty_1": "x" * 500}).startswith("x" * 79 + "…")

@@ -9,6 +9,7 @@ from domain.campaign import (
     DeliverableSpec,
     DeliverableStatus,
     NewCampaign,
+    PayoutLeg,
     open_campaign,
 )
 from domain.terms import Terms
@@ -42,8 +43,21 @@ def test_a_fresh_and_a_funded_campaign_hold_the_invariant():
 def test_money_moved_without_its_deliverable_is_a_violation():
     state = _campaign(10_000, 5_000)
     state.escrow = state.escrow.fund(15_000).refund(5_000)  # deliverable 1 still pending
-    assert state.invariant_violations() == ["held 10000 but open deliverables hold 15000"]
+    assert state.invariant_violations() == [
+        "held 10000 but open deliverables and owed payouts hold 15000"
+    ]
     state.deliverables[1].status = DeliverableStatus.REFUNDED
+    assert state.invariant_violations() == []
+
+
+def test_an_owed_payout_is_held_money():
+    state = _campaign(10_000, 5_000)
+    state.escrow = state.escrow.fund(15_000)
+    state.deliverables[1].status = DeliverableStatus.REFUNDED  # the refund was refused
+    assert state.invariant_violations() == [
+        "held 15000 but open deliverables and owed payouts hold 10000"
+    ]
+    state.owed_payouts.append(PayoutLeg(kind="refund", key="cmp_x:refund:1", amount=5_000))
     assert state.invariant_violations() == []
 
 

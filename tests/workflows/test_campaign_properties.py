@@ -108,6 +108,7 @@ def _check(view: dict) -> None:
     assert escrow.is_exact, escrow
     statuses = [DeliverableStatus(d["status"]) for d in view["deliverables"]]
     owed = sum(a for a, s in zip(AMOUNTS, statuses, strict=True) if s not in FINAL)
+    owed += sum(leg["amount"] for leg in view.get("owed_payouts", []))  # refused, still held
     assert escrow.held == (owed if escrow.funded else 0), view
     if view["status"] in (CampaignStatus.COMPLETED, CampaignStatus.EXPIRED):
         assert all(s in FINAL for s in statuses), view

@@ -4,12 +4,19 @@ come from business data."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 
-from domain.campaign import Action, RequestChanges, SetFrozen, SubmitDeliverable
+from domain.campaign import (
+    Action,
+    DeliverableAction,
+    RequestChanges,
+    SetFrozen,
+    SubmitDeliverable,
+)
 from domain.dispute import AcceptOffer, MakeOffer, PartyAction, Respond
 from tests.workflows.test_campaign import (
     BRAND,
@@ -243,3 +250,23 @@ async def test_a_dispute_update_retried_after_continue_as_new_acts_once(env, tas
     assert again == first
     offers = (await dispute.query(DisputeWorkflow.state))["offers"]
     assert len(offers) == 41
+
+
+async def test_updates_arriving_during_continue_as_new_are_not_lost(env, task_queue):
+    new = new_campaign(amounts=tuple([1_000] * 30)).model_copy(update={"history_limit": 60})
+    campaign = await start(env, task_queue, new)
+    await accept_and_fund(campaign)
+    gate = asyncio.Semaphore(4)  # Updates keep arriving while the runs hand over
+
+    async def deliver(index: int) -> None:
+        async with gate:
+            work = SubmitDeliverable(actor_id=CREATOR, index=index, url="https://x.io/post")
+            await campaign.execute_update(CampaignWorkflow.submit, work)
+            await campaign.execute_update(
+                CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=index)
+            )
+
+    await asyncio.gather(*(deliver(i) for i in range(30)))
+    assert len(await _run_histories(env, campaign.id)) > 2
+    view = await state(campaign)
+    assert [d["status"] for d in view["deliverables"]] == ["approved"] * 30

@@ -14,7 +14,7 @@ from sqlmodel import col, or_, select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.rails import SANDBOX_BLOCKED_ACCOUNT_PREFIX, SandboxRail
+from activities.rails import SANDBOX_BLOCKED_ACCOUNT_PREFIX, RailRefused, SandboxRail
 from db.models import LedgerEntry, SandboxMovement
 from domain.campaign import CampaignStatus, CardDispute, RetryPayouts
 from domain.reconciliation import Booked, Leg, book_findings, campaign_findings
@@ -26,12 +26,13 @@ from workflows.campaign import CampaignWorkflow
 
 class DroppingRail(SandboxRail):
     """Every third call fails after the rail acted or before it (alternately): the answer,
-    or the request, is lost. Transfers to the creator are refused while `blocked`."""
+    or the request, is lost. Transfers to the creator are refused while `blocked`, refunds
+    while `refunds_refused` (Stripe refuses refunds on a disputed charge)."""
 
     def __init__(self, sessionmaker) -> None:
         super().__init__(sessionmaker)
         self.calls = 0
-        self.blocked = False
+        self.blocked = self.refunds_refused = False
 
     async def _maybe_drop(self, call):
         self.calls += 1
@@ -54,6 +55,8 @@ class DroppingRail(SandboxRail):
         )
 
     async def refund(self, *args):
+        if self.refunds_refused:
+            raise RailRefused("charge_disputed")
         return await self._maybe_drop(super().refund(*args))
 
 
@@ -64,6 +67,7 @@ money_step = st.one_of(
         st.tuples(st.sampled_from(["dp_1", "dp_2"]), st.sampled_from(["open", "won", "lost"])),
     ),
     st.tuples(st.just("kyc"), st.booleans()),  # the creator's payouts blocked / unblocked
+    st.tuples(st.just("refunds"), st.booleans()),  # refunds refused / accepted
     st.tuples(st.just("retry_payouts"), st.none()),
 )
 
@@ -78,6 +82,8 @@ async def _apply_money(env, campaign, rail, action: str, arg) -> None:
             )
         elif action == "kyc":
             rail.blocked = arg
+        elif action == "refunds":
+            rail.refunds_refused = arg
         elif action == "retry_payouts":
             await campaign.execute_update(CampaignWorkflow.retry_payouts, RetryPayouts())
         else:
@@ -132,7 +138,7 @@ async def test_money_moves_once_whatever_the_rail_and_the_events_do(
     dropping, task_queue, sessionmaker, steps
 ):
     env, rail = dropping
-    rail.blocked = False
+    rail.blocked = rail.refunds_refused = False
     new = new_campaign(amounts=AMOUNTS)
     campaign = await start(env, task_queue, new)
     await accept_and_fund(campaign)
@@ -140,18 +146,19 @@ async def test_money_moves_once_whatever_the_rail_and_the_events_do(
         await _apply_money(env, campaign, rail, action, arg)
         _check(await campaign.query(CampaignWorkflow.state))
     # Let everything that can move, move: holds lifted, payouts unblocked, time passed.
-    rail.blocked = False
-    await _apply_money(env, campaign, rail, "retry_payouts", None)
+    rail.blocked = rail.refunds_refused = False
     view = await campaign.query(CampaignWorkflow.state)
     for source in view["holds"]:
         if source.startswith("card:"):
             await _apply_money(env, campaign, rail, "card", (source[5:], "won"))
     if view["holds"].get("admin"):
         await _apply(env, campaign, "freeze", False)
+    await _apply_money(env, campaign, rail, "retry_payouts", None)  # once nothing holds
     await env.sleep(timedelta(days=60))
     view = await campaign.query(CampaignWorkflow.state)
     _check(view)
     assert view["status"] != CampaignStatus.FROZEN, view
+    assert view["owed_payouts"] == [], view
 
     legs, book = await _ledger_and_book(sessionmaker, new.id)
     assert not [leg for leg in legs if leg.state == "pending"], legs
