@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from config import Settings
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
+from db.models import Party
 from domain import search_attributes
 from domain.campaign import (
     AcceptCampaign,
@@ -30,6 +31,7 @@ from domain.campaign import (
     DeliverableAction,
     FundRequest,
     RequestChanges,
+    RetryPayouts,
     SubmitDeliverable,
 )
 from domain.dispute import (
@@ -42,6 +44,7 @@ from domain.dispute import (
     Respond,
     Split,
 )
+from domain.parties import Role
 from tests.conftest import ADMIN_TOKEN, AS_THE_API, TEMPORAL_BIN, TEST_SERVER_BIN
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
@@ -195,6 +198,105 @@ async def interrupted_dispute(client, task_queue: str) -> dict[str, str]:
     }
 
 
+async def _creator_account(sessionmaker, account: str) -> None:
+    async with sessionmaker() as session:
+        party = await session.get(Party, CREATOR)
+        if party is None:
+            party = Party(
+                id=CREATOR,
+                name="Creator",
+                role=Role.CREATOR,
+                email="c@example.com",
+                api_key_hash="r",
+            )
+        party.stripe_account = account
+        session.add(party)
+        await session.commit()
+
+
+async def owed_payout(client, task_queue: str, sessionmaker) -> str:
+    """A dispute's release to a creator whose payouts are not enabled yet: owed while the
+    campaign goes on, then sent by the retry once the account can be paid."""
+    await _creator_account(sessionmaker, "acct_blockedRecord")
+    new = new_campaign(amounts=(10_000, 5_000))
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    filed = await handle.execute_update(
+        CampaignWorkflow.file_dispute,
+        FileDispute(
+            actor_id=BRAND,
+            reason="late",
+            deliverables=[0],
+            claim=Split(release_to_creator=4_000, refund_to_brand=6_000),
+            statement="Posted late",
+        ),
+    )
+    dispute = client.get_workflow_handle(f"dispute-{filed['dispute_id']}")
+    await dispute.execute_update(
+        DisputeWorkflow.respond, Respond(actor_id=CREATOR, statement="fair", accept_claim=True)
+    )
+    for _ in range(400):  # the campaign settles asynchronously
+        if (await handle.query(CampaignWorkflow.state))["owed_payouts"]:
+            break
+        await asyncio.sleep(0.05)
+    work = {"actor_id": CREATOR, "url": "https://x.io/1"}
+    await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=1, **work))
+    await _creator_account(sessionmaker, "acct_recordReady")
+    await handle.execute_update(CampaignWorkflow.retry_payouts, RetryPayouts(reason="KYC"))
+    await handle.execute_update(
+        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=1)
+    )
+    await handle.result()
+    await _creator_account(sessionmaker, "acct_record")
+    return (await handle.fetch_history()).to_json()
+
+
+async def continued_campaign(client, task_queue: str) -> dict[str, str]:
+    """A campaign that continues as new (history limit 60) and answers an Update repeated
+    into the next run from the answers it carried. Both runs' histories."""
+    new = new_campaign(amounts=(1_000,) * 8).model_copy(update={"history_limit": 60})
+    handle = await client.start_workflow(
+        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
+    )
+    first_run = handle.result_run_id
+    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
+    await handle.execute_update(
+        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
+    )
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    work = {"actor_id": CREATOR, "url": "https://x.io/1"}
+    submit_0 = SubmitDeliverable(index=0, **work)
+    await handle.execute_update(CampaignWorkflow.submit, submit_0, id="record-submit-0")
+    for index in range(1, 8):
+        await handle.execute_update(CampaignWorkflow.submit, SubmitDeliverable(index=index, **work))
+        await handle.execute_update(
+            CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=index)
+        )
+    latest = client.get_workflow_handle(handle.id)
+    await latest.execute_update(CampaignWorkflow.submit, submit_0, id="record-submit-0")
+    await latest.execute_update(
+        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
+    )
+    await handle.result()  # follows the runs to the last
+    runs, run_id = [], first_run
+    while run_id:  # each run's history, following continue-as-new
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        runs.append(history.to_json())
+        last = history.events[-1]
+        continued = last.HasField("workflow_execution_continued_as_new_event_attributes")
+        attributes = last.workflow_execution_continued_as_new_event_attributes
+        run_id = attributes.new_execution_run_id if continued else None
+    if len(runs) < 2:
+        raise SystemExit("continued_campaign did not continue as new")
+    return {"campaign_continued_first_run": runs[0], "campaign_continued_last_run": runs[-1]}
+
+
 def _commit() -> str:
     return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -234,6 +336,10 @@ async def main() -> None:
                 "campaign_completed": await completed_campaign(env.client, "record"),
                 "campaign_cancelled": await cancelled_campaign(env.client, "record"),
                 **await disputed_campaign(env.client, "record"),
+                "campaign_owed_payout": await owed_payout(
+                    env.client, "record", make_sessionmaker(engine)
+                ),
+                **await continued_campaign(env.client, "record"),
             }
         await env.shutdown()
         # The time-skipping server never tells a parent its child was terminated: the dev
