@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -45,13 +46,15 @@ def refusal_to_problem(error: ApplicationError) -> ProblemError:
 
 
 async def send_update(
-    client: Client, workflow_id: str, update: str, arg: Any, *, request: Request
+    client: Client, workflow_id: str, update: Callable[..., Any], arg: Any, *, request: Request
 ) -> dict[str, Any]:
+    """`update` by reference (`CampaignWorkflow.fund`): its name and argument type come from
+    the workflow's own definition."""
     handle = client.get_workflow_handle(workflow_id)
     logged_workflow_id.set(workflow_id)  # on this request's log lines
     try:
         return await handle.execute_update(
-            update, arg, id=update_id(request, update), result_type=dict
+            update, arg, id=update_id(request, update.__name__), result_type=dict
         )
     except WorkflowUpdateFailedError as err:
         if isinstance(err.cause, ApplicationError):
@@ -66,9 +69,13 @@ async def send_update(
         raise
 
 
-async def query_state(client: Client, workflow_id: str) -> dict[str, Any] | None:
+async def query_state(
+    client: Client, workflow_id: str, state: Callable[..., Any]
+) -> dict[str, Any] | None:
+    """`state`: the workflow's query by reference (`CampaignWorkflow.state`); None when the
+    workflow is gone."""
     try:
-        return await client.get_workflow_handle(workflow_id).query("state", result_type=dict)
+        return await client.get_workflow_handle(workflow_id).query(state, result_type=dict)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return None

@@ -21,6 +21,7 @@ from domain.dispute import (
     MAX_EVIDENCE_URL_CHARS,
     DisputeContext,
 )
+from workflows.dispute import DisputeWorkflow
 
 
 async def campaign_view(request: Request, temporal: Client, campaign_id: str) -> dict[str, Any]:
@@ -29,7 +30,7 @@ async def campaign_view(request: Request, temporal: Client, campaign_id: str) ->
 
 
 async def dispute_view(request: Request, temporal: Client, dispute_id: str) -> dict[str, Any]:
-    state = await query_state(temporal, f"dispute-{dispute_id}")
+    state = await query_state(temporal, f"dispute-{dispute_id}", DisputeWorkflow.state)
     async with request.app.state.sessionmaker() as session:
         if state is None:
             state = (await session.get(DisputeRecord, dispute_id)).snapshot

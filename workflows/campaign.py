@@ -10,6 +10,7 @@ keyed by business ids, so a replay or retry never moves it twice.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +32,8 @@ from workflows.records import record
 from workflows.timers import history_is_long, next_version, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
+    from activities.payments import PaymentActivities
+    from activities.records import RecordActivities
     from domain import search_attributes as sa
     from domain.campaign import (
         DISPUTABLE,
@@ -71,13 +74,12 @@ with workflow.unsafe.imports_passed_through():
         PAYMENT_DECLINED,
         RAIL_REFUSED,
         FundCampaign,
-        Movement,
         RecordChargeback,
         RefundFunds,
         ReleaseFunds,
         SettleFunding,
     )
-    from domain.records import RECORD_CAMPAIGN_CHANGE, CampaignChange, TimelineEntry
+    from domain.records import CampaignChange, TimelineEntry
 
 # Money must eventually move: retry rail outages for as long as it takes, but back off.
 MONEY_RETRY = RetryPolicy(
@@ -211,9 +213,8 @@ class CampaignWorkflow:
             )
             try:
                 movement = await _move_money(
-                    "fund_campaign",
+                    PaymentActivities.fund_campaign,
                     self._funding(key, req.payment_method),
-                    result_type=Movement,
                     schedule_to_close_timeout=FUNDING_DEADLINE,
                 )
             except ActivityError as err:
@@ -272,7 +273,7 @@ class CampaignWorkflow:
             self._check_funding_settled(req)
             state = self.campaign
             await _move_money(
-                "settle_funding",
+                PaymentActivities.settle_funding,
                 SettleFunding(
                     idempotency_key=state.funding_key or "",
                     campaign_id=state.id,
@@ -800,7 +801,7 @@ class CampaignWorkflow:
         state.owed_payouts = []
         taken = min(req.amount, state.escrow.held)
         await _move_money(
-            "record_chargeback",
+            PaymentActivities.record_chargeback,
             RecordChargeback(
                 idempotency_key=f"{state.id}:chargeback:{req.dispute_id}",
                 campaign_id=state.id,
@@ -964,9 +965,8 @@ class CampaignWorkflow:
         full, so the brand is never charged for a campaign that did not run."""
         state = self.campaign
         found = await _move_money(
-            "find_funding",
+            PaymentActivities.find_funding,
             self._funding(state.funding_key or "", DEFAULT_PAYMENT_METHOD),
-            result_type=Movement | None,
         )
         state.funding_key = None
         if found is None:
@@ -1070,7 +1070,7 @@ class CampaignWorkflow:
             fee_bps, commission_bps = state.terms.platform_fee_bps, self._commission_bps()
             split = split_release(leg.amount, fee_bps, commission_bps)
             await _move_money(
-                "release_funds",
+                PaymentActivities.release_funds,
                 ReleaseFunds(
                     idempotency_key=leg.key,
                     campaign_id=state.id,
@@ -1083,12 +1083,11 @@ class CampaignWorkflow:
                     agency_id=state.agency_id if split.agency_commission else None,
                     attempt=leg.attempt,
                 ),
-                result_type=Movement,
             )
             state.escrow = state.escrow.release(leg.amount, fee_bps, commission_bps)
         else:
             await _move_money(
-                "refund_funds",
+                PaymentActivities.refund_funds,
                 RefundFunds(
                     idempotency_key=leg.key,
                     campaign_id=state.id,
@@ -1096,7 +1095,6 @@ class CampaignWorkflow:
                     amount=leg.amount,
                     attempt=leg.attempt,
                 ),
-                result_type=Movement,
             )
             state.escrow = state.escrow.refund(leg.amount)
 
@@ -1214,7 +1212,7 @@ class CampaignWorkflow:
         state.version = next_version(state.version)
         recipients = notify if notify is not None else [p for p in state.parties() if p != actor]
         await record(
-            RECORD_CAMPAIGN_CHANGE,
+            RecordActivities.record_campaign_change,
             CampaignChange(
                 campaign_id=state.id,
                 version=state.version,
@@ -1351,9 +1349,10 @@ def _child_end(err: ChildWorkflowError) -> str:
     return "failed"
 
 
-async def _move_money(activity: str, arg: Any, **options: Any) -> Any:
-    """Every money activity with the same timeout and the rail's retries (MONEY_RETRY)."""
-    return await workflow.execute_activity(
+async def _move_money(activity: Callable[..., Awaitable[Any]], arg: Any, **options: Any) -> Any:
+    """Every money activity (a `PaymentActivities` method) with the same timeout and the
+    rail's retries (MONEY_RETRY)."""
+    return await workflow.execute_activity_method(
         activity, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=MONEY_RETRY, **options
     )
 

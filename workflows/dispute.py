@@ -24,6 +24,7 @@ from workflows.records import record
 from workflows.timers import history_is_long, next_version, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
+    from activities.records import RecordActivities
     from domain import search_attributes as sa
     from domain.contract import rfc3339
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
@@ -55,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from domain.errors import Refusal, refuse
-    from domain.records import RECORD_DISPUTE_CHANGE, DisputeChange, TimelineEntry
+    from domain.records import DisputeChange, TimelineEntry
 
 
 # workflow.patched ids (see README, "Changing workflow code").
@@ -606,7 +607,7 @@ class DisputeWorkflow:
         state.version = next_version(state.version)
         recipients = notify if notify is not None else [p for p in self._everyone() if p != actor]
         await record(
-            RECORD_DISPUTE_CHANGE,
+            RecordActivities.record_dispute_change,
             DisputeChange(
                 dispute_id=state.id,
                 campaign_id=state.campaign_id,

@@ -13,8 +13,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.notifications import NotificationActivities
     from domain.notifications import (
-        DELIVER_NOTIFICATIONS,
         DELIVER_WORKFLOW,
         FIRST_RETRY,
         LONGEST_RETRY,
@@ -26,8 +26,8 @@ with workflow.unsafe.imports_passed_through():
 class DeliverNotifications:
     @workflow.run
     async def run(self, event_key: str) -> None:
-        await workflow.execute_activity(
-            DELIVER_NOTIFICATIONS,
+        await workflow.execute_activity_method(
+            NotificationActivities.deliver_notifications,
             event_key,
             # Channels go out one by one (each bounded at 10 s), so an event sent to every
             # mediator may take minutes: progress is heartbeated, a stuck attempt is retried.

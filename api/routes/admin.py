@@ -92,7 +92,7 @@ async def restore_campaign(
 
 
 async def _deliver_ended_dispute(temporal, campaign_id: str) -> bool:
-    state = await query_state(temporal, workflow_id(campaign_id))
+    state = await query_state(temporal, workflow_id(campaign_id), CampaignWorkflow.state)
     if not state or not state.get("dispute_id"):
         return False
     dispute = temporal.get_workflow_handle_for(

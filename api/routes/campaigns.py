@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -299,7 +300,7 @@ Work = body_of(SubmitDeliverable, "Work", without=("actor_id", "index"))
 ChangeRequest = body_of(RequestChanges, "ChangeRequest", without=("actor_id", "index"))
 
 
-async def _act(request, temporal, record, update: str, arg) -> dict[str, Any]:
+async def _act(request, temporal, record, update: Callable[..., Any], arg) -> dict[str, Any]:
     await send_update(temporal, workflow_id(record.id), update, arg, request=request)
     return await campaign_view(request, temporal, record.id)
 
@@ -313,14 +314,16 @@ async def accept(
     temporal: TemporalDep,
 ):
     arg = AcceptCampaign(actor_id=principal.id, contract_hash=body.contract_hash)
-    return await _act(request, temporal, record, "accept", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.accept, arg)
 
 
 @router.post("/{campaign_id}/decline", response_model=Campaign)
 async def decline(
     record: VisibleCampaign, principal: CurrentParty, request: Request, temporal: TemporalDep
 ):
-    return await _act(request, temporal, record, "decline", Action(actor_id=principal.id))
+    return await _act(
+        request, temporal, record, CampaignWorkflow.decline, Action(actor_id=principal.id)
+    )
 
 
 @router.post("/{campaign_id}/fund", response_model=Campaign, responses=problems(402))
@@ -332,14 +335,16 @@ async def fund(
     body: Annotated[Funding | None, Body()] = None,
 ):
     arg = FundRequest(actor_id=principal.id, payment_method=(body or Funding()).payment_method)
-    return await _act(request, temporal, record, "fund", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.fund, arg)
 
 
 @router.post("/{campaign_id}/cancel", response_model=Campaign)
 async def cancel(
     record: VisibleCampaign, principal: CurrentParty, request: Request, temporal: TemporalDep
 ):
-    return await _act(request, temporal, record, "cancel", Action(actor_id=principal.id))
+    return await _act(
+        request, temporal, record, CampaignWorkflow.cancel, Action(actor_id=principal.id)
+    )
 
 
 @router.post("/{campaign_id}/deliverables/{n}/submit", response_model=Campaign)
@@ -352,7 +357,7 @@ async def submit(
     temporal: TemporalDep,
 ):
     arg = SubmitDeliverable(actor_id=principal.id, index=n, **body.model_dump())
-    return await _act(request, temporal, record, "submit", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.submit, arg)
 
 
 @router.post("/{campaign_id}/deliverables/{n}/approve", response_model=Campaign)
@@ -364,7 +369,7 @@ async def approve(
     temporal: TemporalDep,
 ):
     arg = DeliverableAction(actor_id=principal.id, index=n)
-    return await _act(request, temporal, record, "approve", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.approve, arg)
 
 
 @router.post("/{campaign_id}/deliverables/{n}/request-changes", response_model=Campaign)
@@ -377,7 +382,7 @@ async def request_changes(
     temporal: TemporalDep,
 ):
     arg = RequestChanges(actor_id=principal.id, index=n, reason=body.reason)
-    return await _act(request, temporal, record, "request_changes", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.request_changes, arg)
 
 
 @router.post("/{campaign_id}/deliverables/{n}/cancel", response_model=Campaign)
@@ -389,7 +394,7 @@ async def cancel_deliverable(
     temporal: TemporalDep,
 ):
     arg = DeliverableAction(actor_id=principal.id, index=n)
-    return await _act(request, temporal, record, "cancel_deliverable", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.cancel_deliverable, arg)
 
 
 class FreezeBody(BaseModel):
@@ -407,7 +412,7 @@ async def freeze(
 ):
     """Admin: hold every money movement (as a charge dispute on the funding does)."""
     arg = SetFrozen(frozen=True, reason=(body or FreezeBody()).reason or "frozen by the platform")
-    return await _act(request, temporal, record, "set_frozen", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.set_frozen, arg)
 
 
 @router.post("/{campaign_id}/retry-payouts", response_model=Campaign)
@@ -421,11 +426,13 @@ async def retry_payouts(
     """Admin: payouts the rail refused (`payout_blocked`) go again, once the cause is fixed;
     409 when none is blocked. Stripe's `account.updated` does the same by itself."""
     arg = RetryPayouts(reason=(body or FreezeBody()).reason or "retried by the platform")
-    return await _act(request, temporal, record, "retry_payouts", arg)
+    return await _act(request, temporal, record, CampaignWorkflow.retry_payouts, arg)
 
 
 @router.post("/{campaign_id}/unfreeze", response_model=Campaign)
 async def unfreeze(
     record: VisibleCampaign, _: AdminPrincipal, request: Request, temporal: TemporalDep
 ):
-    return await _act(request, temporal, record, "set_frozen", SetFrozen(frozen=False))
+    return await _act(
+        request, temporal, record, CampaignWorkflow.set_frozen, SetFrozen(frozen=False)
+    )

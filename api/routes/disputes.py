@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -71,6 +72,8 @@ from domain.uploads import (
     content_disposition,
     detect_evidence_type,
 )
+from workflows.campaign import CampaignWorkflow
+from workflows.dispute import DisputeWorkflow
 
 router = APIRouter(tags=["disputes"])
 
@@ -196,7 +199,9 @@ async def require_mediator_party(principal: CurrentPrincipal) -> Principal:
 MediatorParty = Annotated[Principal, Depends(require_mediator_party)]
 
 
-async def _act(request: Request, temporal, record: DisputeRecord, update: str, arg) -> dict:
+async def _act(
+    request: Request, temporal, record: DisputeRecord, update: Callable[..., Any], arg
+) -> dict:
     await send_update(temporal, workflow_id(record.id), update, arg, request=request)
     return dispute_resource(await dispute_view(request, temporal, record.id))
 
@@ -221,13 +226,17 @@ async def file_dispute(
 ) -> dict[str, Any]:
     arg = FileDispute(actor_id=principal.id, **body.model_dump())
     filed = await send_update(
-        temporal, campaign_workflow_id(campaign.id), "file_dispute", arg, request=request
+        temporal,
+        campaign_workflow_id(campaign.id),
+        CampaignWorkflow.file_dispute,
+        arg,
+        request=request,
     )
     handle = temporal.get_workflow_handle(workflow_id(filed["dispute_id"]))
     # Answers once the dispute has recorded itself, so lists show it straight away.
     # It carries the parties' names and the disputed work for the Temporal UI's details.
     context = await dispute_context(request, campaign.id)
-    await handle.execute_update("filed", context, id="filed", result_type=dict)
+    await handle.execute_update(DisputeWorkflow.filed, context, id="filed")
     response.headers["Location"] = f"/v1/disputes/{filed['dispute_id']}"
     return dispute_resource(await dispute_view(request, temporal, filed["dispute_id"]))
 
@@ -298,7 +307,7 @@ async def respond(
     temporal: TemporalDep,
 ):
     arg = Respond(actor_id=principal.id, **body.model_dump())
-    return await _act(request, temporal, record, "respond", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.respond, arg)
 
 
 @router.post("/v1/disputes/{dispute_id}/offers", status_code=201, response_model=Offer)
@@ -312,7 +321,9 @@ async def make_offer(
 ) -> dict[str, Any]:
     """Answers the offer made (201, `Location` its address)."""
     arg = MakeOffer(actor_id=principal.id, **body.model_dump())
-    made = await send_update(temporal, workflow_id(record.id), "make_offer", arg, request=request)
+    made = await send_update(
+        temporal, workflow_id(record.id), DisputeWorkflow.make_offer, arg, request=request
+    )
     offer = offer_of(await dispute_view(request, temporal, record.id), made["offer_id"])
     response.headers["Location"] = f"/v1/disputes/{record.id}/offers/{made['offer_id']}"
     return offer
@@ -343,23 +354,25 @@ async def accept_offer(
     temporal: TemporalDep,
 ):
     arg = AcceptOffer(actor_id=principal.id, offer_id=offer_id)
-    return await _act(request, temporal, record, "accept_offer", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.accept_offer, arg)
 
 
-def _party_action(path: str, update: str) -> None:
+def _party_action(path: str, update: Callable[..., Any]) -> None:
     async def action(
         record: VisibleDispute, principal: CurrentParty, request: Request, temporal: TemporalDep
     ):
         return await _act(request, temporal, record, update, PartyAction(actor_id=principal.id))
 
-    action.__name__ = update
-    router.post(f"/v1/disputes/{{dispute_id}}/{path}", name=update, response_model=Dispute)(action)
+    action.__name__ = update.__name__
+    router.post(
+        f"/v1/disputes/{{dispute_id}}/{path}", name=update.__name__, response_model=Dispute
+    )(action)
 
 
-_party_action("escalate", "escalate")
-_party_action("withdraw", "withdraw")
-_party_action("proposal/accept", "accept_proposal")
-_party_action("proposal/reject", "reject_proposal")
+_party_action("escalate", DisputeWorkflow.escalate)
+_party_action("withdraw", DisputeWorkflow.withdraw)
+_party_action("proposal/accept", DisputeWorkflow.accept_proposal)
+_party_action("proposal/reject", DisputeWorkflow.reject_proposal)
 
 
 # --- mediator actions ------------------------------------------------------------------------
@@ -390,7 +403,7 @@ async def assign(
     if mediator is None or mediator.role != Role.MEDIATOR:
         raise ProblemError(422, "validation_error", f"mediator_id: no mediator {body.mediator_id}")
     arg = AssignMediator(mediator_id=body.mediator_id, reassign=principal.is_admin)
-    return await _act(request, temporal, record, "assign_mediator", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.assign_mediator, arg)
 
 
 @router.post("/v1/disputes/{dispute_id}/request-evidence", response_model=Dispute)
@@ -402,7 +415,7 @@ async def request_evidence(
     temporal: TemporalDep,
 ):
     arg = RequestEvidence(mediator_id=principal.id, **body.model_dump())
-    return await _act(request, temporal, record, "request_evidence", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.request_evidence, arg)
 
 
 @router.post("/v1/disputes/{dispute_id}/proposal", response_model=Dispute)
@@ -414,7 +427,7 @@ async def propose(
     temporal: TemporalDep,
 ):
     arg = ProposeSettlement(mediator_id=principal.id, **body.model_dump())
-    return await _act(request, temporal, record, "propose_settlement", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.propose_settlement, arg)
 
 
 @router.post("/v1/disputes/{dispute_id}/ruling", response_model=Dispute)
@@ -426,7 +439,7 @@ async def rule(
     temporal: TemporalDep,
 ):
     arg = IssueRuling(mediator_id=principal.id, **body.model_dump())
-    return await _act(request, temporal, record, "issue_ruling", arg)
+    return await _act(request, temporal, record, DisputeWorkflow.issue_ruling, arg)
 
 
 # --- evidence --------------------------------------------------------------------------------
@@ -510,7 +523,7 @@ async def _store_text(session, text: str) -> str:
 
 async def _check_room(temporal, record: DisputeRecord) -> None:
     """The workflow's cap, checked before anything is stored (the workflow checks again)."""
-    state = await query_state(temporal, workflow_id(record.id))
+    state = await query_state(temporal, workflow_id(record.id), DisputeWorkflow.state)
     if state is not None and len(state.get("evidence", [])) >= MAX_EVIDENCE_ITEMS:
         detail = f"a dispute holds at most {MAX_EVIDENCE_ITEMS} evidence items"
         raise ProblemError(422, "validation_error", detail)
@@ -611,7 +624,9 @@ async def add_evidence(
     item.submitted_by = principal.id
     # The text is stored (by its sha256); the workflow and its history get the metadata only.
     arg = AddEvidence(actor_id=principal.id, item=item.model_copy(update={"text": None}))
-    await send_update(temporal, workflow_id(record.id), "add_evidence", arg, request=request)
+    await send_update(
+        temporal, workflow_id(record.id), DisputeWorkflow.add_evidence, arg, request=request
+    )
     response.headers["Location"] = f"/v1/disputes/{record.id}/evidence/{item.id}"
     return evidence_resource(item.model_dump(mode="json"))
 

@@ -17,9 +17,9 @@ from api.routes.campaigns import VisibleCampaign, workflow_id
 from api.temporal import send_update
 from db.models import ReviewRecord, as_utc
 from domain.campaign import Parties, SubmitReview
+from workflows.campaign import CampaignWorkflow
 
 router = APIRouter(prefix="/v1/campaigns", tags=["reviews"])
-
 
 ReviewBody = body_of(SubmitReview, "ReviewCreate", without=("actor_id",))
 
@@ -58,7 +58,9 @@ async def post_review(
     """One review per side, after completion and within `review_period` (else 409). The
     workflow records it before it answers, so it is read back with its id."""
     arg = SubmitReview(actor_id=principal.id, **body.model_dump())
-    review = await send_update(temporal, workflow_id(record.id), "review", arg, request=request)
+    review = await send_update(
+        temporal, workflow_id(record.id), CampaignWorkflow.review, arg, request=request
+    )
     stored = await _review_of(session, record.id, review["side"])
     if stored is None:  # not expected: the records activity ran before the Update answered
         raise ProblemError(503, "outcome_unknown", "The review was taken; read it in a moment")

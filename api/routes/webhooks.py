@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import stripe
@@ -19,6 +20,7 @@ from api.resources import WebhookReceipt
 from api.temporal import send_update
 from db.models import CampaignRecord, LedgerEntry, Party, StripeEvent, involving
 from domain.campaign import CardDispute, FundingSettled, RetryPayouts
+from workflows.campaign import CampaignWorkflow
 
 log = logging.getLogger("parley.webhooks")
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
@@ -127,7 +129,7 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
             amount=amount if isinstance(amount, int) and amount >= 0 else 0,
             reason=str(obj.get("reason") or "")[:500],
         )
-        await _tell(temporal, campaign_id, "card_dispute", card, request)
+        await _tell(temporal, campaign_id, CampaignWorkflow.card_dispute, card, request)
         return campaign_id
     if kind == "account.updated" and obj.get("payouts_enabled"):
         # A connected account can be paid now: its blocked payouts go again.
@@ -147,7 +149,7 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
         )
         retry = RetryPayouts(reason=f"Stripe account {obj.get('id')} can be paid")
         for campaign_id in campaigns.all():
-            await _tell(temporal, campaign_id, "retry_payouts", retry, request)
+            await _tell(temporal, campaign_id, CampaignWorkflow.retry_payouts, retry, request)
         return party.id
     if kind in ("payment_intent.succeeded", "payment_intent.payment_failed"):
         # A charge that was settling (`funding_pending`), or whose answer the fund action
@@ -166,12 +168,14 @@ async def _handle(event: dict, session, temporal, request: Request) -> str | Non
             succeeded=kind == "payment_intent.succeeded",
             reason=str(reason)[:500],
         )
-        await _tell(temporal, campaign_id, "funding_settled", settled, request)
+        await _tell(temporal, campaign_id, CampaignWorkflow.funding_settled, settled, request)
         return campaign_id
     return None
 
 
-async def _tell(temporal, campaign_id: str, update: str, arg, request: Request) -> None:
+async def _tell(
+    temporal, campaign_id: str, update: Callable[..., Any], arg, request: Request
+) -> None:
     """The rail's word to a campaign. A campaign that has nothing to do with it (already
     known, nothing blocked, nothing settling: `invalid_state`) is fine: events repeat."""
     try:
