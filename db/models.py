@@ -115,9 +115,9 @@ class LedgerEntry(SQLModel, table=True):
     idempotency_key: str = Field(unique=True, max_length=255)
     campaign_id: str = Field(index=True, max_length=40)
     kind: str = Field(max_length=20)  # fund | release | refund
-    amount: int
-    platform_fee: int = 0
-    agency_commission: int = 0
+    amount: int = Field(sa_type=BigInteger)  # minor units up to MAX_AMOUNT: 64 bits
+    platform_fee: int = Field(default=0, sa_type=BigInteger)
+    agency_commission: int = Field(default=0, sa_type=BigInteger)
     currency: str = Field(max_length=3)
     rail: str = Field(max_length=20)
     state: str = Field(default="pending", max_length=20)  # pending | succeeded | failed
@@ -138,7 +138,7 @@ class SandboxMovement(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     idempotency_key: str = Field(unique=True, max_length=255)
     kind: str = Field(max_length=20)  # charge | transfer | refund
-    amount: int
+    amount: int = Field(sa_type=BigInteger)
     currency: str = Field(max_length=3)
     counterparty: str | None = Field(default=None, max_length=255)
     reference: str = Field(max_length=64)

@@ -81,7 +81,10 @@ Side = Literal["brand", "creator"]
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("timestamps must carry a timezone (RFC 3339)")
-    return value.astimezone(UTC) if value else None
+    try:
+        return value.astimezone(UTC) if value else None
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:02 is before year 1 in UTC
+        raise ValueError("timestamp out of range") from None
 
 
 # --- requests -----------------------------------------------------------------------------

@@ -249,6 +249,8 @@ async def test_refusals_map_to_spec_codes(api, trio, temporal_env):
         {"terms": {"platform_fee_bps": 10_001}},
         {"terms": {"agency_commission_bps": 500}},  # no agency represents the creator
         {"creator_id": "pty_nobody"},
+        # Before year 1 once in UTC (found by schemathesis: was a 500).
+        {"deliverables": [{"title": "x", "amount": 1, "due_at": "0001-01-01T00:00:00+01:02"}]},
     ],
 )
 async def test_bad_amounts_and_durations_are_422(api, trio, change):
@@ -258,6 +260,21 @@ async def test_bad_amounts_and_durations_are_422(api, trio, change):
     assert_problem(response, 422, "validation_error")
     listed = await ok(await brand.client.get("/v1/campaigns"))
     assert listed["items"] == []
+
+
+async def test_the_largest_budget_is_funded_and_booked(api, trio, sessionmaker):
+    # 10^12 minor units (MAX_AMOUNT) is past PostgreSQL's 32-bit INTEGER: the ledger's money
+    # columns are 64-bit (found by schemathesis: funding such a budget retried until it expired).
+    brand, creator, _ = trio
+    body = {**campaign_body(creator.id), "deliverables": [{"title": "x", "amount": 10**12}]}
+    created = await ok(await brand.client.post("/v1/campaigns", json=body), 201)
+    cid = created["id"]
+    accept = {"contract_hash": created["contract_hash"]}
+    await ok(await creator.client.post(f"/v1/campaigns/{cid}/accept", json=accept))
+    funded = await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
+    assert funded["escrow"]["held"] == 10**12
+    ledger = await ok(await brand.client.get(f"/v1/campaigns/{cid}/ledger"))
+    assert [(m["kind"], m["amount"]) for m in ledger["items"]] == [("fund", 10**12)]
 
 
 async def test_declined_card_is_402_and_status_unchanged(api, trio):
