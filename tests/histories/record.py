@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -54,8 +54,8 @@ from workflows.dispute import DisputeWorkflow
 HERE = Path(__file__).parent
 
 
-async def completed_campaign(client, task_queue: str) -> str:
-    new = new_campaign(amounts=(10_000, 5_000))
+async def accepted(client, task_queue: str, new) -> WorkflowHandle:
+    """The campaign started and accepted by its creator (the contract hash read back)."""
     handle = await client.start_workflow(
         CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
     )
@@ -63,6 +63,12 @@ async def completed_campaign(client, task_queue: str) -> str:
     await handle.execute_update(
         CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
     )
+    return handle
+
+
+async def completed_campaign(client, task_queue: str) -> str:
+    new = new_campaign(amounts=(10_000, 5_000))
+    handle = await accepted(client, task_queue, new)
     declined = FundRequest(actor_id=BRAND, payment_method="pm_card_visa_chargeDeclined")
     with contextlib.suppress(WorkflowUpdateFailedError):
         await handle.execute_update(CampaignWorkflow.fund, declined)
@@ -83,13 +89,7 @@ async def completed_campaign(client, task_queue: str) -> str:
 
 async def cancelled_campaign(client, task_queue: str) -> str:
     new = new_campaign(amounts=(6_000, 4_000))
-    handle = await client.start_workflow(
-        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
-    )
-    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    await handle.execute_update(
-        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
-    )
+    handle = await accepted(client, task_queue, new)
     await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
     await handle.execute_update(CampaignWorkflow.cancel, Action(actor_id=CREATOR))
     await handle.result()
@@ -99,13 +99,7 @@ async def cancelled_campaign(client, task_queue: str) -> str:
 async def disputed_campaign(client, task_queue: str) -> dict[str, str]:
     """A dispute through offers, mediation, a rejected proposal and a ruling."""
     new = new_campaign(amounts=(10_000, 5_000))
-    handle = await client.start_workflow(
-        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
-    )
-    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    await handle.execute_update(
-        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
-    )
+    handle = await accepted(client, task_queue, new)
     await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
     filed = await handle.execute_update(
         CampaignWorkflow.file_dispute,
@@ -158,13 +152,7 @@ async def interrupted_dispute(client, task_queue: str) -> dict[str, str]:
     dev server in real time, hence the short clearing and review periods."""
     short = {"clearing_period": timedelta(seconds=1), "review_period": timedelta(seconds=2)}
     new = new_campaign(amounts=(10_000, 5_000), **short)
-    handle = await client.start_workflow(
-        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
-    )
-    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    await handle.execute_update(
-        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
-    )
+    handle = await accepted(client, task_queue, new)
     await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
     filed = await handle.execute_update(
         CampaignWorkflow.file_dispute,
@@ -219,13 +207,7 @@ async def owed_payout(client, task_queue: str, sessionmaker) -> str:
     campaign goes on, then sent by the retry once the account can be paid."""
     await _creator_account(sessionmaker, "acct_blockedRecord")
     new = new_campaign(amounts=(10_000, 5_000))
-    handle = await client.start_workflow(
-        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
-    )
-    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    await handle.execute_update(
-        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
-    )
+    handle = await accepted(client, task_queue, new)
     await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
     filed = await handle.execute_update(
         CampaignWorkflow.file_dispute,
@@ -261,14 +243,8 @@ async def continued_campaign(client, task_queue: str) -> dict[str, str]:
     """A campaign that continues as new (history limit 60) and answers an Update repeated
     into the next run from the answers it carried. Both runs' histories."""
     new = new_campaign(amounts=(1_000,) * 8).model_copy(update={"history_limit": 60})
-    handle = await client.start_workflow(
-        CampaignWorkflow.run, new, id=f"campaign-{new.id}", task_queue=task_queue
-    )
+    handle = await accepted(client, task_queue, new)
     first_run = handle.result_run_id
-    contract = (await handle.query(CampaignWorkflow.state))["contract_hash"]
-    await handle.execute_update(
-        CampaignWorkflow.accept, AcceptCampaign(actor_id=CREATOR, contract_hash=contract)
-    )
     await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
     work = {"actor_id": CREATOR, "url": "https://x.io/1"}
     submit_0 = SubmitDeliverable(index=0, **work)
