@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     reconciliation_quiet_seconds: int = 60
     worker_max_concurrent_activities: int = 100
     worker_max_concurrent_workflow_tasks: int = 100
+    # The Temporal SDK's own metrics (task slots, polls, latencies) in Prometheus format at
+    # http://{worker_metrics_host}:{worker_metrics_port}/metrics, served by the worker process;
+    # off when unset (`make dev` sets it). Each worker on a host needs its own port.
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # OpenTelemetry traces (API request → Temporal Update → activity) go out over OTLP/HTTP
+    # when the standard endpoint variable is set; the exporter reads the other OTEL_* itself.
+    otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
+        ),
+    )
 
     stripe_api_key: str | None = Field(
         None, validation_alias=AliasChoices("STRIPE_API_KEY", "PARLEY_STRIPE_API_KEY")

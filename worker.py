@@ -22,9 +22,12 @@ from temporalio.client import (
     SchedulePolicy,
     ScheduleSpec,
 )
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
+from api.observability import install_tracing, traced
 from config import Settings, connect_temporal, get_settings
 from db.engine import make_engine, make_sessionmaker
 from domain.errors import RefusalFailureConverter
@@ -38,7 +41,12 @@ log = logging.getLogger("parley.worker")
 
 
 def build_worker(
-    client: Client, settings: Settings, sessionmaker, task_queue: str | None = None, rail=None
+    client: Client,
+    settings: Settings,
+    sessionmaker,
+    task_queue: str | None = None,
+    rail=None,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     # Whoever made the client, the worker's refusals go out as one sentence (no traceback).
     converter = dataclasses.replace(
@@ -63,6 +71,12 @@ def build_worker(
             ),
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_cached_workflows=max_cached_workflows,
+        # The tracing interceptor (api.observability.traced) opens spans from workflow code:
+        # OpenTelemetry's global state must be the process's, not a sandboxed copy.
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules("opentelemetry")
+        ),
     )
 
 
@@ -86,12 +100,28 @@ async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> 
         pass
 
 
+def install_runtime(settings: Settings) -> None:
+    """The process's one Temporal Runtime, before any client: with `worker_metrics_port` set,
+    it serves the SDK's metrics (task slots, polls, schedule-to-start latencies, …) at
+    `/metrics` on that port."""
+    if settings.worker_metrics_port is None:
+        return
+    address = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+    telemetry = TelemetryConfig(metrics=PrometheusConfig(bind_address=address))
+    Runtime.set_default(Runtime(telemetry=telemetry), error_if_already_set=True)
+    log.info("Temporal SDK metrics on http://%s/metrics", address)
+
+
 async def run(settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    install_runtime(settings)
     client = await connect_temporal(settings)
+    if settings.otlp_endpoint:  # the spans of workflow code and activities leave over OTLP
+        install_tracing("parley-worker")
+        client = traced(client)
     engine = make_engine(settings.db_url)
     try:
         await ensure_reconciliation_schedule(client, settings)

@@ -15,7 +15,7 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
     payments = PaymentActivities(settings, sessionmaker, rail)
     records = RecordActivities(settings, sessionmaker)
     notifications = NotificationActivities(settings, sessionmaker)
-    reconciliation = ReconciliationActivities(settings, sessionmaker)
+    reconciliation = ReconciliationActivities(settings, sessionmaker, payments.rail)
     return [
         payments.fund_campaign,
         payments.release_funds,

@@ -14,9 +14,10 @@ from typing import Protocol
 
 import stripe
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, or_, select
 
 from db.models import SandboxMovement
+from domain.reconciliation import Booked
 
 
 class PaymentDeclined(Exception):
@@ -88,6 +89,11 @@ class Rail(Protocol):
 
     async def find_refund(self, key: str, charge_reference: str) -> str | None:
         """The refund made under `key`, looked up by what it carries; None if none was."""
+
+    async def book(self, campaign_id: str, charge_reference: str | None) -> list[Booked]:
+        """The rail's own record of a campaign's money, for reconciliation: its charges, the
+        transfers of its transfer group and the refunds of its charge, each with the key it
+        carries (an object made twice shows up twice)."""
 
 
 def is_declined_test_method(payment_method: str) -> bool:
@@ -167,6 +173,19 @@ class SandboxRail:
 
     async def find_refund(self, key: str, charge_reference: str) -> str | None:
         return await self._booked(key, "refund")
+
+    async def book(self, campaign_id: str, charge_reference: str | None) -> list[Booked]:
+        # The campaign's keys start with its id, its disputes' with `dsp_<id>_`; a refund
+        # names the charge it returns.
+        key = col(SandboxMovement.idempotency_key)
+        ours = or_(
+            key.startswith(f"{campaign_id}:"),
+            key.startswith(f"dsp_{campaign_id.removeprefix('cmp_')}_"),
+            col(SandboxMovement.counterparty) == (charge_reference or "-"),
+        )
+        async with self.sessionmaker() as session:
+            rows = (await session.exec(select(SandboxMovement).where(ours))).all()
+        return [Booked(m.idempotency_key, m.kind, m.amount) for m in rows]
 
     async def _booked(self, key: str, kind: str) -> str | None:
         # The sandbox never forgets a key, so a repeated call is answered by `_book` anyway.
@@ -347,3 +366,38 @@ class StripeRail:
             if _carried_key(refund) == key:
                 return refund.id
         return None
+
+    async def book(self, campaign_id: str, charge_reference: str | None) -> list[Booked]:
+        found = [
+            Booked(_carried_key(i) or "", "charge", i.amount)
+            for i in await self._charges(campaign_id, charge_reference)
+        ]
+        if charge_reference:
+            refunds = await self.client.v1.refunds.list_async(
+                {"payment_intent": charge_reference, "limit": 100}
+            )
+            async for refund in refunds.auto_paging_iter():
+                if refund.status not in ("failed", "canceled"):
+                    found.append(Booked(_carried_key(refund) or "", "refund", refund.amount))
+        transfers = await self.client.v1.transfers.list_async(
+            {"transfer_group": campaign_id, "limit": 100}
+        )
+        async for transfer in transfers.auto_paging_iter():
+            found.append(Booked(_carried_key(transfer) or "", "transfer", transfer.amount))
+        return found
+
+    async def _charges(self, campaign_id: str, charge_reference: str | None) -> list:
+        """Every PaymentIntent that charged for the campaign: by its metadata when search is
+        there (a second charge made under another key shows up too), else the one we know."""
+        try:
+            found = await self.client.v1.payment_intents.search_async(
+                {"query": f"metadata['campaign_id']:'{campaign_id}'", "limit": 100}
+            )
+            intents = list(found.data)
+        except stripe.InvalidRequestError:  # no search (localstripe)
+            intents = (
+                [await self.client.v1.payment_intents.retrieve_async(charge_reference)]
+                if charge_reference
+                else []
+            )
+        return [i for i in intents if i.status in ("processing", "succeeded")]

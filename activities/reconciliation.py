@@ -13,16 +13,9 @@ from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from db.models import (
-    CampaignRecord,
-    LedgerEntry,
-    ReconciliationReport,
-    SandboxMovement,
-    as_utc,
-    utcnow,
-)
+from activities.rails import Rail
+from db.models import CampaignRecord, LedgerEntry, ReconciliationReport, as_utc, utcnow
 from domain.reconciliation import (
-    Booked,
     Finding,
     Leg,
     book_findings,
@@ -53,9 +46,10 @@ def _leg(entry: LedgerEntry) -> Leg:
 
 
 class ReconciliationActivities:
-    def __init__(self, settings, sessionmaker) -> None:
+    def __init__(self, settings, sessionmaker, rail: Rail) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        self.rail = rail
 
     @activity.defn
     async def reconcile(self) -> ReconciliationSummary:
@@ -63,28 +57,22 @@ class ReconciliationActivities:
         async with self.sessionmaker() as session:
             legs = [_leg(e) for e in (await session.exec(select(LedgerEntry))).all()]
             records = (await session.exec(select(CampaignRecord))).all()
-            book = []
-            if self.settings.payments == "sandbox":
-                book = [
-                    Booked(m.idempotency_key, m.kind, m.amount)
-                    for m in (await session.exec(select(SandboxMovement))).all()
-                ]
         quiet = timedelta(seconds=self.settings.reconciliation_quiet_seconds)
         by_campaign: dict[str, list[Leg]] = {}
         for leg in legs:
             by_campaign.setdefault(leg.campaign_id, []).append(leg)
 
         findings: list[Finding] = stale_findings(legs, now)
-        if self.settings.payments == "sandbox":
-            findings += book_findings(legs, book)
         for record in records:
             activity.heartbeat()
             mine = by_campaign.get(record.id, [])
             escrow = (record.snapshot or {}).get("escrow", {})
-            if now - as_utc(record.updated_at) < quiet or any(
-                leg.state == "pending" for leg in mine
-            ):
-                continue  # mid-movement: not yet comparable
+            if now - as_utc(record.updated_at) < quiet:
+                continue  # mid-movement, or the rail's search not yet caught up
+            if mine:  # a leg in flight is known to the ledger: the book still compares
+                findings += await self._against_the_rail(record.id, mine)
+            if any(leg.state == "pending" for leg in mine):
+                continue  # the escrow waits for the leg's answer
             findings += campaign_findings(record.id, escrow, mine)
             if escrow.get("held"):
                 findings += await self._holder_gone(record.id, escrow["held"])
@@ -104,6 +92,17 @@ class ReconciliationActivities:
             legs_checked=len(legs),
             findings=len(findings),
         )
+
+    async def _against_the_rail(self, campaign_id: str, legs: list[Leg]) -> list[Finding]:
+        """The campaign's legs against the rail's own book (Stripe: looked up by transfer
+        group, charge and metadata), so a movement the ledger does not know, or one made
+        twice, is found whatever the ledger says."""
+        charge = next((leg.rail_reference for leg in legs if leg.kind == "fund"), None)
+        try:
+            book = await self.rail.book(campaign_id, charge)
+        except Exception as err:  # one campaign's lookup failing does not stop the sweep
+            return [Finding(campaign_id, f"could not read the rail's book: {err}"[:300])]
+        return book_findings(legs, book)
 
     async def _holder_gone(self, campaign_id: str, held: int) -> list[Finding]:
         """Money held for a campaign whose workflow no longer runs: nothing will move it."""

@@ -1,5 +1,6 @@
 """Every call the API makes to Temporal ends within a bound (issue #9): a hung server is a
-503 after a few seconds, not a request that waits for as long as the client does.
+503 after a few seconds, not a request that waits for as long as the client does. While it
+waits, the request holds no database connection (`api.deps.end_reads`).
 
 A client interceptor, so no route can forget it. An Update or a start that times out may
 still take effect, so it answers `outcome_unknown`: retried with the same Idempotency-Key,
@@ -26,6 +27,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.deps import end_reads
+
 
 def with_deadlines(client: Client, seconds: float) -> Client:
     """The same connection, with every call bounded."""
@@ -48,6 +51,7 @@ class _Bounded(OutboundInterceptor):
         self.seconds = seconds
 
     async def _bounded(self, call, input: Any, changes: bool):
+        await end_reads()
         input.rpc_timeout = input.rpc_timeout or timedelta(seconds=self.seconds)
         try:
             async with asyncio.timeout(self.seconds):

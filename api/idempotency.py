@@ -29,6 +29,7 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import select
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -88,7 +89,8 @@ class IdempotencyMiddleware:
 
         try:
             claim, refusal = await _claim(sessionmaker, caller, credential, key, fingerprint, path)
-        except (OperationalError, InterfaceError):  # e.g. SQLite locked past its busy timeout
+        # e.g. SQLite locked past its busy timeout, or no pooled connection free in time
+        except (OperationalError, InterfaceError, PoolTimeout):
             refusal = problem_response(
                 503, "database_unavailable", "The database is unavailable", path
             )

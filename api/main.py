@@ -14,7 +14,12 @@ from api.deadlines import with_deadlines
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.message_bus import MessageBus
-from api.observability import configure_json_logs, install_observability
+from api.observability import (
+    configure_json_logs,
+    install_observability,
+    install_tracing,
+    traced,
+)
 from api.openapi import install_docs, install_openapi, operation_id, refuse_unknown_query
 from api.routes import (
     admin,
@@ -41,6 +46,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     settings = settings or get_settings()
     if os.environ.get("PARLEY_LOG_FORMAT") == "json":
         configure_json_logs()
+    if settings.otlp_endpoint:  # the serving process: spans leave over OTLP
+        install_tracing("parley-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +55,10 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # A client handed in (tests) comes with the interceptors its caller chose.
         client = temporal or await connect_temporal(settings, lazy=True)
+        if temporal is None and settings.otlp_endpoint:
+            client = traced(client)
         app.state.temporal = with_deadlines(client, settings.temporal_rpc_timeout_seconds)
         app.state.message_bus = MessageBus(settings.db_url)
         await app.state.message_bus.start()

@@ -1,5 +1,6 @@
-"""Operating the API (issue #14): Prometheus `/metrics`, and JSON log lines that carry the
-request id, the calling party and the workflow a request acted on.
+"""Operating the API (issue #14): Prometheus `/metrics`, JSON log lines that carry the
+request id, the calling party and the workflow a request acted on, and OpenTelemetry traces
+that follow a request through Temporal into the activities it runs.
 
 Request metrics are counted in-process by route template (never the raw path: ids would
 explode the label set). Business figures — money moved by kind and currency, campaigns by
@@ -11,12 +12,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import time
 from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -30,6 +36,12 @@ from sqlmodel import select
 from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
+from temporalio.contrib.opentelemetry import (
+    OpenTelemetryInterceptor,
+    ReplaySafeTracerProvider,
+    create_tracer_provider,
+)
 
 from db.models import CampaignRecord, DisputeRecord, LedgerEntry, Notification
 
@@ -148,7 +160,8 @@ class Metrics:
 
 class ObservabilityMiddleware:
     """Gives every request an id (the caller's `X-Request-ID`, or a new one), answers it in
-    the same header, and counts the request by its route template."""
+    the same header, and counts the request by its route template. (The request's server span
+    is FastAPI's own: `fastapi.telemetry`, a child of the caller's W3C `traceparent`.)"""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -192,3 +205,60 @@ def install_observability(app: FastAPI) -> None:
         """Prometheus text exposition (not an API operation: no key, for the scraper)."""
         await metrics.refresh(request.app.state.sessionmaker)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# --- traces ------------------------------------------------------------------------------------
+
+_exporting_otlp = False
+
+
+def install_tracing(service_name: str, processor: SpanProcessor | None = None) -> None:
+    """Makes this process's spans go somewhere: `processor`, or batches over OTLP/HTTP to the
+    standard OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT (headers, timeouts and the rest from the
+    other OTEL_* variables, read by the exporter itself).
+
+    The global tracer provider is Temporal's replay-safe one (created once per process): the
+    SDK's interceptor asks for it, since spans opened inside a workflow must get the same ids
+    when the workflow replays. `OTEL_SERVICE_NAME` overrides `service_name`."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, ReplaySafeTracerProvider):
+        name = os.environ.get("OTEL_SERVICE_NAME") or service_name
+        provider = create_tracer_provider(resource=Resource.create({"service.name": name}))
+        trace.set_tracer_provider(provider)
+        logging.getLogger("opentelemetry.context").addFilter(_evicted_workflow_context)
+    if processor is None:
+        global _exporting_otlp
+        if _exporting_otlp:  # once per process, however many apps it builds
+            return
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        processor = BatchSpanProcessor(OTLPSpanExporter())
+        _exporting_otlp = True
+    provider.add_span_processor(processor)
+
+
+def _evicted_workflow_context(record: logging.LogRecord) -> bool:
+    """Drops one known false alarm: when the worker evicts a cached workflow (at shutdown, or
+    to make room), Python closes the workflow's coroutine from another context, and the
+    interceptor's still-open `RunWorkflow:` span cannot detach its context there. Nothing is
+    lost (the workflow resumes by replay elsewhere); OpenTelemetry would log a traceback."""
+    error = record.exc_info[1] if record.exc_info else None
+    return not (
+        record.getMessage() == "Failed to detach context"
+        and isinstance(error, ValueError)
+        and "different Context" in str(error)
+    )
+
+
+def traced(client: Client) -> Client:
+    """The same client with the Temporal SDK's OpenTelemetry interceptor: its calls carry the
+    current trace in their headers, and a worker built from it opens spans for the workflow
+    code and activities it runs under that trace (needs `install_tracing` first).
+
+    `OpenTelemetryInterceptor`, not the older `TracingInterceptor`: that one parents every
+    Update handler under the span that *started* the workflow (weeks earlier, for a campaign)
+    and only links the Update's sender, so a request's trace would stop at the Update call.
+    This one parents `HandleUpdate:` and the activities it runs under the sender's span."""
+    config = client.config()
+    interceptors = [*config["interceptors"], OpenTelemetryInterceptor(add_temporal_spans=True)]
+    return Client(**{**config, "interceptors": interceptors})

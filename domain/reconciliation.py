@@ -94,8 +94,14 @@ def book_findings(legs: Iterable[Leg], book: Iterable[Booked]) -> list[Finding]:
         and leg.kind not in ("fee", "chargeback")
         and leg.amount
     }
-    entries = {entry.idempotency_key: entry for entry in book}
+    entries: dict[str, Booked] = {}
     found = []
+    for entry in book:
+        if entry.idempotency_key in entries:  # two objects carry one key: moved twice
+            campaign = entry.idempotency_key.split(":", 1)[0]
+            problem = f"rail {entry.kind} {entry.amount} made twice"
+            found.append(Finding(campaign, problem, entry.idempotency_key))
+        entries.setdefault(entry.idempotency_key, entry)
     for key, leg in moved.items():
         entry = entries.get(key)
         if entry is None:

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -55,6 +56,21 @@ DEMO_PARTIES: dict[Role, dict[str, str]] = {
     Role.AGENCY: {"name": "Demo Agency (represents creators)", "email": "agency@example.com"},
     Role.MEDIATOR: {"name": "Demo Mediator", "email": "mediator@example.com"},
 }
+
+
+WORKER_METRICS_PORT = 9464
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` when nothing listens there, else a port the system picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise StartupError("no free port for the worker's metrics")
 
 
 class StartupError(Exception):
@@ -273,6 +289,8 @@ def banner(
         f"  API docs     {api_url}/docs",
         f"  Temporal UI  http://127.0.0.1:{settings.ui_port}",
         f"  Temporal     127.0.0.1:{settings.temporal_port}",
+        f"  Metrics      {api_url}/metrics (API), "
+        f"http://127.0.0.1:{settings.worker_metrics_port}/metrics (worker)",
         f"  Admin token  {token}",
         "  Demo parties (role, id, API key):",
         *(f"    {role:<9} {p['id']}  {p['api_key']}" for role, p in parties.items()),
@@ -323,6 +341,10 @@ async def bring_up(settings: Settings, token: str, stack: Stack, started: float)
         "PARLEY_TEMPORAL_ADDRESS": target,
         "PYTHONUNBUFFERED": "1",
     }
+    # The worker's Temporal SDK metrics (README "Operability"): PARLEY_WORKER_METRICS_PORT, or
+    # 9464 (the usual Prometheus exporter port) when it is free, else any free port.
+    metrics_port = settings.worker_metrics_port or free_port(WORKER_METRICS_PORT)
+    env["PARLEY_WORKER_METRICS_PORT"] = str(metrics_port)
     await stack.start("worker", [sys.executable, str(ROOT / "worker.py")], env)
     await stack.start(
         "api",
@@ -347,6 +369,7 @@ async def bring_up(settings: Settings, token: str, stack: Stack, started: float)
         await wait_for_api(http)
         took = time.monotonic() - started
         parties = await ensure_demo_parties(http, data_dir / "demo-parties.json", token)
+    settings = settings.model_copy(update={"worker_metrics_port": metrics_port})
     emit(banner(settings, api_url, token, parties, took))
 
 

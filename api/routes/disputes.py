@@ -67,6 +67,7 @@ from domain.dispute import (
 from domain.limits import MAX_DESCRIPTION_CHARS
 from domain.parties import Role
 from domain.uploads import (
+    EVIDENCE_TYPES,
     UploadRefused,
     clean_filename,
     content_disposition,
@@ -631,15 +632,22 @@ async def add_evidence(
     return evidence_resource(item.model_dump(mode="json"))
 
 
+JSON_TYPE = "application/json"
+
+
 @router.get(
     "/v1/disputes/{dispute_id}/evidence/{evidence_id}",
     response_model=Evidence,
     responses={
         200: {
-            "description": "A file as stored (its own content type, as an attachment); "
-            "any other item as its Evidence record",
+            "description": "A file item's bytes as stored, as an attachment with the file's "
+            "own type (`X-Content-SHA256` its digest); a link or text item answers its "
+            "`Evidence` record as JSON. The bytes are listed first, so a generated client "
+            "reads this operation as a download (the records are in the dispute's `evidence`).",
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+                media: {"schema": {"type": "string", "format": "binary"}}
+                # application/json stays the record's (a JSON file is served as one too).
+                for media in ("application/octet-stream", *sorted(EVIDENCE_TYPES - {JSON_TYPE}))
             },
         }
     },

@@ -3,7 +3,8 @@
 A client is generated during the test by openapi-python-client (pinned in the `test` extras)
 from the running app's `/openapi.json` and drives a campaign with typed models — create,
 accept, fund with no body, submit, approve — then a dispute with a JSON and a multipart
-evidence item, an offer and its acceptance; a 402, a 409 and a 422 parse into `Problem`.
+evidence item (the file downloaded back as bytes), an offer and its acceptance; a 402, a 409
+and a 422 parse into `Problem`.
 The document itself: every operation documents its problems as `application/problem+json`,
 no success body is `{}` or a free-form object, and `/docs` renders from the app's own assets.
 """
@@ -11,6 +12,7 @@ no success body is `{}` or a free-form object, and `/docs` renders from the app'
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib
 import io
 import json
@@ -29,6 +31,7 @@ from tests.api.test_campaigns import FAST, ok
 PACKAGE = "parley_client"
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
 TWO_POSTS = (10_000, 5_000)
+PROOF = b"%PDF-1.4 proof"
 
 
 def generate_client(document: dict, where: Path):
@@ -184,7 +187,7 @@ async def test_a_generated_client_drives_a_campaign_and_a_dispute(
     assert text.status_code == 201, text.content
     assert text.parsed.text == "the brief"
     upload = models.EvidenceUpload(
-        file=types.File(payload=io.BytesIO(b"%PDF-1.4 proof"), file_name="proof.pdf"),
+        file=types.File(payload=io.BytesIO(PROOF), file_name="proof.pdf"),
         description="the invoice",
     )
     uploaded = await add_evidence.asyncio_detailed(dispute.id, client=brand, body=upload)
@@ -197,6 +200,16 @@ async def test_a_generated_client_drives_a_campaign_and_a_dispute(
         "the invoice",
     )
     assert uploaded.headers["location"] == f"/v1/disputes/{dispute.id}/evidence/{item.id}"
+    # The download reads as a file (its bytes are the operation's first media type), and the
+    # other side gets back exactly what was uploaded.
+    download = await op("disputes", "get_evidence").asyncio_detailed(
+        dispute.id, item.id, client=creator
+    )
+    assert download.status_code == 200, download.content
+    assert isinstance(download.parsed, types.File), download.parsed
+    assert download.parsed.payload.read() == PROOF
+    assert download.headers["content-type"] == "application/pdf"
+    assert download.headers["x-content-sha256"] == item.sha256 == hashlib.sha256(PROOF).hexdigest()
 
     await op("disputes", "respond").asyncio(
         dispute.id, client=creator, body=models.DisputeResponse(statement="it did")
@@ -288,7 +301,13 @@ async def test_every_operation_documents_its_problems_and_typed_bodies(api):
     stream = document["paths"]["/v1/campaigns/{campaign_id}/messages/stream"]["get"]
     assert set(stream["responses"]["200"]["content"]) == {"text/event-stream"}
     download = document["paths"]["/v1/disputes/{dispute_id}/evidence/{evidence_id}"]["get"]
-    assert "application/octet-stream" in download["responses"]["200"]["content"]
+    # Bytes first (a generated client types a response by its first known media type), each
+    # evidence file type documented, the JSON record of a link or text after them.
+    content = download["responses"]["200"]["content"]
+    assert next(iter(content)) == "application/octet-stream"
+    assert {"application/pdf", "image/png", "text/plain"} <= set(content)
+    assert content["application/pdf"]["schema"] == {"type": "string", "format": "binary"}
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Evidence"}
     fund = document["paths"]["/v1/campaigns/{campaign_id}/fund"]["post"]
     assert fund["requestBody"]["required"] is False
     assert "402" in fund["responses"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import httpx
 import pytest
 
 from config import Settings
@@ -239,3 +240,39 @@ async def test_a_payout_refused_by_stripe_goes_out_once_on_account_updated(strip
     releases = [(m["idempotency_key"].removeprefix(cid), m["state"]) for m in legs]
     assert (":release:0:creator", "failed") in releases
     assert (":release:0:creator:2", "succeeded") in releases
+
+
+async def test_reconciliation_reads_stripe_and_finds_a_payout_made_twice(
+    stripe, trio, api, settings
+):
+    """The sweep compares each campaign's ledger with what Stripe itself holds (its charge,
+    the transfers of its transfer group, the refunds of its charge), so a transfer made a
+    second time under the same business key — a retry after Stripe forgot the key, by a
+    version that did not look first — is reported, while a clean campaign is not."""
+    settings.reconciliation_quiet_seconds = 0
+    brand, creator, _ = trio
+    cid = await accepted(brand, creator)
+    await ok(await post(brand.client, f"/v1/campaigns/{cid}/fund"))
+    await approve(brand, creator, cid, 0)
+    await until(brand.client, cid, lambda c: c["deliverables"][0]["status"] == "released")
+    report = await ok(await api.http.post("/v1/admin/reconciliation"))
+    assert [f for f in report["findings"] if f["campaign_id"] == cid] == []
+
+    (sent,) = [b for b in stripe.book_for(cid) if b.kind == "transfer"]
+    async with httpx.AsyncClient() as http:
+        again = await http.post(
+            f"{stripe.url}/v1/transfers",
+            data={
+                "amount": sent.amount,
+                "currency": "eur",
+                "destination": "acct_creator1",
+                "transfer_group": cid,
+                "metadata[idempotency_key]": sent.idempotency_key,
+            },
+            headers={"Authorization": "Bearer sk_test_standin"},
+        )
+    assert again.status_code == 200, again.text
+    report = await ok(await api.http.post("/v1/admin/reconciliation"))
+    assert [
+        (f["problem"], f["idempotency_key"]) for f in report["findings"] if f["campaign_id"] == cid
+    ] == [(f"rail transfer {sent.amount} made twice", sent.idempotency_key)]
