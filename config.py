@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     # A campaign changed more recently than this may be between a rail call and its record:
     # the sweep leaves it to the next one.
     reconciliation_quiet_seconds: int = 60
+    # Proof of performance (issue #15): how tracked posts are looked at, and how often. `link`
+    # checks the post still answers; `http` reads its counts from `metrics_service_url`
+    # (GET {url}?post=<post URL> → {"views": …}; 404/410: the post is gone). The interval is
+    # pinned into each campaign at creation (workflows read no config).
+    metrics_provider: Literal["link", "http"] = "link"
+    metrics_service_url: str | None = None
+    metrics_poll_seconds: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    metrics_timeout_seconds: float = 10.0
     worker_max_concurrent_activities: int = 100
     worker_max_concurrent_workflow_tasks: int = 100
     # The Temporal SDK's own metrics (task slots, polls, latencies) in Prometheus format at

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from activities.metrics import MetricsActivities
 from activities.notifications import NotificationActivities
 from activities.payments import PaymentActivities
 from activities.reconciliation import ReconciliationActivities
@@ -16,6 +17,7 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
     records = RecordActivities(settings, sessionmaker)
     notifications = NotificationActivities(settings, sessionmaker)
     reconciliation = ReconciliationActivities(settings, sessionmaker, payments.rail)
+    metrics = MetricsActivities(settings, sessionmaker)
     return [
         payments.fund_campaign,
         payments.release_funds,
@@ -27,4 +29,6 @@ def build_activities(settings, sessionmaker, rail=None) -> list[Callable]:
         records.record_dispute_change,
         notifications.deliver_notifications,
         reconciliation.reconcile,
+        metrics.observe_post,
+        metrics.takedown_evidence,
     ]

@@ -1,4 +1,5 @@
-"""Bearer authentication: a party's API key, or the admin bootstrap token."""
+"""Bearer authentication: a party's API key, or the admin bootstrap token; and, on the metrics
+route only, an integration key."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from sqlmodel import select
 from api.deps import SessionDep, SettingsDep
 from api.errors import ProblemError
 from api.observability import party_id
-from db.models import Party, as_utc, utcnow
+from db.models import IntegrationKey, Party, as_utc, utcnow
 from domain.parties import Role
 
 
@@ -113,3 +114,32 @@ async def require_party(principal: CurrentPrincipal) -> Principal:
 
 
 CurrentParty = Annotated[Principal, Depends(require_party)]
+
+
+# --- integration keys (issue #15): metrics integrations, not parties -----------------------
+
+
+def new_integration_key() -> str:
+    return "pik_" + secrets.token_urlsafe(32)
+
+
+async def current_integration(
+    request: Request,
+    session: SessionDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)] = None,
+) -> IntegrationKey:
+    """An integration key an admin issued (`Authorization: Bearer pik_…`): it may post metric
+    snapshots and nothing else; a party key or the admin token is not one."""
+    token = bearer_token(request)
+    if not token:
+        raise ProblemError(401, "unauthorized", "Missing bearer integration key")
+    query = select(IntegrationKey).where(IntegrationKey.key_hash == hash_api_key(token))
+    key = (await session.exec(query)).first()
+    if key is None:
+        raise ProblemError(401, "unauthorized", "Invalid integration key")
+    if key.revoked_at is not None:
+        raise ProblemError(401, "unauthorized", "This integration key was revoked")
+    return key
+
+
+CurrentIntegration = Annotated[IntegrationKey, Depends(current_integration)]

@@ -31,6 +31,7 @@ from api.routes import (
     ledger,
     mediators,
     messages,
+    metrics,
     notifications,
     parties,
     reviews,
@@ -95,6 +96,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     app.include_router(webhooks.router)
     app.include_router(ledger.router)
     app.include_router(admin.router)
+    app.include_router(admin.integrations)
+    app.include_router(metrics.router)
     app.include_router(mediators.router)
     app.include_router(console.router)
     return app

@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from domain import campaign as campaign_domain
 from domain import dispute as dispute_domain
-from domain import money, terms
+from domain import money, proof, terms
 from domain.campaign import CampaignStatus, Side
 from domain.dispute import ResolvedBy, Split, Stage
 from domain.parties import Role
@@ -95,12 +95,29 @@ Terms = view_of(terms.Terms, "Terms")
 Escrow = view_of(money.Escrow, "Escrow")
 Submission = view_of(campaign_domain.Submission, "Submission")
 Cancellation = view_of(campaign_domain.Cancellation, "Cancellation")
+
+
+class Progress(Resource):
+    """Where a tracked deliverable's objective stands (issue #15): the latest figure until its
+    window closes at `due_at`, then the figure that counts."""
+
+    achieved: int
+    met: bool
+    evaluated: bool
+    due_at: UtcDatetime
+
+
+# Proof terms as contracted, each objective with its progress (null until approval).
+ObjectiveWithProgress = view_of(
+    proof.Objective, "ObjectiveWithProgress", progress=(Progress | None, None)
+)
 # The workflow's timer bookkeeping (`frozen_from`, `paused_remaining`, `payout_attempt`) stays in.
 Deliverable = view_of(
     campaign_domain.Deliverable,
     "Deliverable",
-    exclude=("frozen_from", "paused_remaining", "payout_attempt", "submissions"),
+    exclude=("frozen_from", "paused_remaining", "payout_attempt", "submissions", "objectives"),
     submissions=(list[Submission], ...),
+    objectives=(list[ObjectiveWithProgress] | None, None),
 )
 Campaign = view_of(
     campaign_domain.CampaignState,

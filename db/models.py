@@ -303,3 +303,32 @@ class ReconciliationReport(SQLModel, table=True):
     legs_checked: int = 0
     findings: list = Field(default_factory=list, sa_type=JSON)
     created_at: datetime = _ts()
+
+
+class MetricSnapshot(SQLModel, table=True):
+    """One look at a tracked post (issue #15): from a provider the workflow polls, or from an
+    integration. Never in workflow history: the workflow hears the id, the figures and the
+    sha256 of the canonical payload."""
+
+    __tablename__ = "metric_snapshot"
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(index=True, max_length=40)
+    deliverable: int
+    source: str = Field(max_length=60)  # link | http | integration:{key id}
+    taken_at: datetime = _ts()
+    figures: dict = Field(default_factory=dict, sa_type=JSON)  # contracted metrics only
+    reachable: bool = True
+    sha256: str = Field(max_length=64)
+
+
+class IntegrationKey(SQLModel, table=True):
+    """A key an admin issues to a metrics integration: stored as its SHA-256 digest only."""
+
+    __tablename__ = "integration_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    key_hash: str = Field(unique=True, max_length=64)
+    label: str = Field(max_length=200)
+    created_at: datetime = _ts()
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

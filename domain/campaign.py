@@ -14,6 +14,14 @@ from domain.deadlines import Deadline, earliest
 from domain.errors import Refusal, refuse
 from domain.limits import MAX_NOTES_CHARS, Metrics
 from domain.money import MAX_AMOUNT, Escrow, Money
+from domain.proof import (
+    DEFAULT_CURE_WINDOW,
+    MAX_OBJECTIVES,
+    Objective,
+    PayoutRule,
+    ProofTerms,
+    ProofTracking,
+)
 from domain.terms import Terms
 
 # A run continues as new at this many history events, far below Temporal's 50,000-event
@@ -90,7 +98,40 @@ def _aware(value: datetime | None) -> datetime | None:
 # --- requests -----------------------------------------------------------------------------
 
 
-class DeliverableSpec(BaseModel):
+class ProofFields(BaseModel):
+    """A deliverable's optional proof of performance (SPEC §9, domain/proof.py), flat as the
+    API takes it. All absent: approval alone releases, as before."""
+
+    live_for: timedelta | None = None
+    objectives: list[Objective] | None = Field(default=None, max_length=MAX_OBJECTIVES)
+    payout_rule: PayoutRule | None = None
+    cure_window: timedelta | None = None
+
+    @property
+    def proof(self) -> ProofTerms | None:
+        if self.live_for is None and self.objectives is None and self.payout_rule is None:
+            return None
+        return ProofTerms(
+            live_for=self.live_for,
+            objectives=self.objectives or [],
+            payout_rule=self.payout_rule or PayoutRule(),
+            cure_window=DEFAULT_CURE_WINDOW if self.cure_window is None else self.cure_window,
+        )
+
+    def proof_fields(self) -> dict[str, Any]:
+        """The proof terms as pinned (cure window filled in), for the state."""
+        proof = self.proof
+        if proof is None:
+            return {}
+        return {
+            "live_for": proof.live_for,
+            "objectives": proof.objectives,
+            "payout_rule": proof.payout_rule,
+            "cure_window": proof.cure_window,
+        }
+
+
+class DeliverableSpec(ProofFields):
     model_config = ConfigDict(extra="forbid")
 
     title: str = Field(min_length=1, max_length=200)
@@ -109,13 +150,26 @@ class DeliverableSpec(BaseModel):
             raise ValueError("due_at must be an RFC 3339 timestamp string")
         return value
 
+    @model_validator(mode="after")
+    def _proof_is_whole(self) -> DeliverableSpec:
+        if self.cure_window is not None and self.live_for is None:
+            raise ValueError("cure_window needs live_for (a post that must stay live)")
+        proof = self.proof  # validates the terms together (ProofTerms' own checks)
+        if proof is not None and not proof.tracked:
+            raise ValueError("payout_rule needs objectives or live_for")
+        return self
+
     def contract_view(self) -> dict[str, Any]:
-        return {
+        view = {
             "title": self.title,
             "description": self.description,
             "amount": self.amount,
             "due_at": rfc3339(self.due_at) if self.due_at else None,
         }
+        # Only when present, so every contract without proof terms hashes as before.
+        if (proof := self.proof) is not None:
+            view["proof"] = proof.contract_view()
+        return view
 
 
 class CampaignCreate(BaseModel):
@@ -167,6 +221,8 @@ class NewCampaign(BaseModel):
     # The parties' names by id, for the Temporal UI's details only (issue #12): no command
     # depends on them. Runs started before carry none and show ids.
     names: dict[str, str] = Field(default_factory=dict, max_length=3)
+    # How often a tracked post is looked at (config, pinned at creation; not in the contract).
+    proof_poll_every: timedelta = timedelta(hours=1)
     # Continue-as-new: the events after which a run hands over (Temporal may suggest it
     # sooner), and the state the next run starts from.
     history_limit: int = HISTORY_LIMIT
@@ -269,7 +325,7 @@ class Submission(BaseModel):
     number: int | None = None  # 1 for the first submission of the deliverable, and so on
 
 
-class Deliverable(BaseModel):
+class Deliverable(ProofFields):
     index: int
     title: str
     description: str = ""
@@ -290,6 +346,8 @@ class Deliverable(BaseModel):
     # the money stays held, nothing retries until `retry_payouts`, which bumps the attempt.
     payout_blocked: str | None = None
     payout_attempt: int = 1
+    # Proof of performance once approved (workflow patch `proof-of-performance`).
+    tracking: ProofTracking | None = None
 
 
 class Review(BaseModel):
@@ -449,10 +507,15 @@ class CampaignState(Parties):
                     and not self.frozen
                     and not d.payout_blocked
                 ):
-                    # Nobody has to act before money clears: no reminder.
-                    running.append(
-                        Deadline("clearing", d.clears_at, terms.clearing_period, (), d.index)
-                    )
+                    # Nobody has to act before money clears: no reminder. Under proof
+                    # terms the release waits for the proof (or a takedown's cure window).
+                    if d.tracking is not None:
+                        at = d.tracking.deadline(d.clears_at)
+                        running.append(Deadline("proof", at, terms.clearing_period, (), d.index))
+                    else:
+                        running.append(
+                            Deadline("clearing", d.clears_at, terms.clearing_period, (), d.index)
+                        )
                 elif (
                     d.due_at
                     and self.phase == CampaignStatus.ACTIVE
@@ -526,6 +589,8 @@ class CampaignState(Parties):
             },
         )
         data["brief"] = self.brief
+        for view, item in zip(data["deliverables"], self.deliverables, strict=True):
+            _with_progress(view, item)
         data["reviews_revealed"] = self.reviews_visible
         data["status"] = self.status.value
         data["budget"] = self.budget
@@ -571,7 +636,12 @@ class CampaignState(Parties):
 def open_campaign(new: NewCampaign, now: datetime) -> CampaignState:
     deliverables = [
         Deliverable(
-            index=i, title=d.title, description=d.description, amount=d.amount, due_at=d.due_at
+            index=i,
+            title=d.title,
+            description=d.description,
+            amount=d.amount,
+            due_at=d.due_at,
+            **d.proof_fields(),
         )
         for i, d in enumerate(new.deliverables)
     ]
@@ -591,6 +661,24 @@ def open_campaign(new: NewCampaign, now: datetime) -> CampaignState:
         created_at=now,
         accept_by=now + new.terms.acceptance_window,
     )
+
+
+def _with_progress(view: dict[str, Any], item: Deliverable) -> None:
+    """Each objective of a tracked deliverable shows its progress (SPEC §9:
+    `objectives[].progress`)."""
+    progress = {p.metric: p for p in item.tracking.progress} if item.tracking else {}
+    for objective in view.get("objectives") or []:
+        found = progress.get(objective["metric"])
+        objective["progress"] = (
+            {
+                "achieved": found.achieved,
+                "met": found.met,
+                "evaluated": found.evaluated,
+                "due_at": rfc3339(found.due_at),
+            }
+            if found
+            else None
+        )
 
 
 # Deliverables a dispute may cover: their money is still held (SPEC §4).

@@ -94,6 +94,9 @@ class NewDispute(BaseModel):
     disputed_amount: int
     claim: Split
     terms: Terms
+    # Evidence the filing brings (a takedown dispute the platform files: the post's metric
+    # snapshots, issue #15). Metadata only, as every evidence item.
+    evidence: list[EvidenceItem] = Field(default_factory=list, max_length=1)
     history_limit: int = HISTORY_LIMIT  # continue-as-new, as the campaign's
     carried: DisputeState | None = None
     answered: dict[str, dict[str, Any]] = {}  # as NewCampaign.answered

@@ -16,6 +16,11 @@ a fresh mediator self-assigns, requests evidence, proposes a settlement → the 
 it → the mediator rules → the campaign settles. Each step prints the dispute's stage; the end
 shows the exact escrow, the case file's digest (checked locally) and the Temporal UI queues.
 
+Last, proof of performance (issue #15): an integration key reports a post's views (half the
+target) and the pro-rata rule releases 30 % + 70 % × ½ and refunds the rest; then a post
+reported taken down is not restored within its cure window and the platform files a dispute
+with the post's snapshots as evidence.
+
 Reads the same PARLEY_* variables as `make dev` (ports, data dir, admin token).
 """
 
@@ -298,10 +303,17 @@ def run_demo(settings: Settings) -> None:
         )
         # A fresh mediator each run: its own queue in the Temporal UI starts empty.
         mediator = create_party(admin, base_url, "mediator")
+        # An analytics integration that reports the posts' figures (proof of performance).
+        integration_key = expect(
+            admin.post("/v1/integrations", json={"name": "Demo analytics"}),
+            201,
+            "issuing an integration key",
+        )["api_key"]
     print(f"API {base_url} · brand {brand.id} · creator {creator.id} · mediator {mediator.id}")
     try:
         campaign_part(settings, brand, creator)
         dispute_part(settings, brand, creator, mediator)
+        proof_part(base_url, brand, creator, integration_key)
     finally:
         for party in (brand, creator, mediator):
             party.http.close()
@@ -536,6 +548,84 @@ def dispute_part(settings: Settings, brand: Party, creator: Party, mediator: Par
         print(f"  {name:<11} {query}")
         print(f"              {ui}/workflows?query={quote(query)}")
     print("(Resolved: of the three, only `mine` still lists this dispute, as a closed workflow.)")
+
+
+# Proof of performance (issue #15): a post that must stay live and reach 10,000 views. The
+# post URL is one the worker's `link` provider will not call (reserved `.invalid` domain), so
+# the demo's integration is the only source of figures, whatever provider `make dev` runs.
+PROOF_AMOUNT = 10_000
+PROOF_WORK = {"url": "https://parley-demo.invalid/p/reel", "notes": "live", "metrics": {}}
+
+
+def proof_campaign(brand: Party, creator: Party, title: str, **proof: Any) -> str:
+    """A funded one-deliverable campaign under proof terms, submitted and approved."""
+    body = {
+        "title": title,
+        "brief": "One reel that must stay live",
+        "creator_id": creator.id,
+        "currency": "eur",
+        "deliverables": [{"title": "Reel", "amount": PROOF_AMOUNT, **proof}],
+        "terms": TERMS,
+    }
+    created = brand.post("/v1/campaigns", "creating a proof campaign", body, status=201)
+    cid = created["id"]
+    creator.post(
+        f"/v1/campaigns/{cid}/accept", "accepting", {"contract_hash": created["contract_hash"]}
+    )
+    brand.post(f"/v1/campaigns/{cid}/fund", "funding")
+    creator.post(f"/v1/campaigns/{cid}/deliverables/0/submit", "submitting", PROOF_WORK)
+    brand.post(f"/v1/campaigns/{cid}/deliverables/0/approve", "approving")
+    return cid
+
+
+def proof_part(base_url: str, brand: Party, creator: Party, integration_key: str) -> None:
+    say = Narrator()
+    analytics = Party(base_url, "integration", integration_key)
+    print()
+    print("Proof of performance: live for PT6S, 10,000 views within PT4S, pro rata, floor 30 %")
+    cid = proof_campaign(
+        brand,
+        creator,
+        "Demo: proof of performance",
+        live_for="PT6S",
+        objectives=[{"metric": "views", "target": 10_000, "within": "PT4S"}],
+        payout_rule={"kind": "pro_rata", "floor_bps": 3_000},
+    )
+    path = f"/v1/campaigns/{cid}/deliverables/0/metrics"
+    for views in (2_500, 5_000):
+        seen = analytics.post(path, "reporting metrics", {"metrics": {"views": views}}, 202)
+        state = brand.get(f"/v1/campaigns/{cid}", "reading the campaign")
+        progress = state["deliverables"][0]["objectives"][0]["progress"]
+        say.show(f"views {views:,} (snapshot {seen['id']})", state)
+        print(f"      progress {progress['achieved']:,}/10,000 · sha256 {seen['sha256'][:16]}…")
+    released = wait_for(brand, cid, deliverable_is(0, "released"), "the release", POLL_SLACK)
+    say.show("released on proof", released)
+    escrow = released["escrow"]
+    check_ledger(escrow)
+    paid = escrow["released_to_creator"] + escrow["platform_fee"]
+    if (paid, escrow["refunded_to_brand"]) != (6_500, 3_500):
+        raise DemoError(f"expected 30 % + 70 % × ½ = 6,500 released, 3,500 refunded: {escrow}")
+    print("      half the views: 30 % + 70 % × ½ = 6,500 released (fee taken), 3,500 refunded")
+
+    print()
+    print("Takedown: live for PT1M, cure window PT3S; the integration reports the post gone")
+    cid = proof_campaign(brand, creator, "Demo: takedown", live_for="PT1M", cure_window="PT3S")
+    path = f"/v1/campaigns/{cid}/deliverables/0/metrics"
+    analytics.post(path, "reporting the takedown", {"reachable": False}, 202)
+    down = brand.get(f"/v1/campaigns/{cid}", "reading the campaign")
+    say.show("post down: release paused", down)
+    print(f"      cure by {down['deliverables'][0]['tracking']['cure_by']}")
+    disputed = wait_for(brand, cid, lambda s: s["dispute_id"], "the takedown dispute", POLL_SLACK)
+    say.show("not restored: dispute filed", disputed)
+    dispute = brand.get(f"/v1/disputes/{disputed['dispute_id']}", "reading the dispute")
+    [evidence] = dispute["evidence"]
+    print(
+        f"      dispute {dispute['id']} ({dispute['reason']}): evidence by "
+        f"{evidence['submitted_by']}, sha256 {evidence['sha256'][:16]}…"
+    )
+    for line in (evidence.get("text") or "").splitlines()[:4]:
+        print(f"        {line[:140]}")
+    analytics.http.close()
 
 
 def main() -> None:

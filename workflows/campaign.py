@@ -32,6 +32,7 @@ from workflows.records import record
 from workflows.timers import history_is_long, next_version, sleep_until_due
 
 with workflow.unsafe.imports_passed_through():
+    from activities.metrics import MetricsActivities
     from activities.payments import PaymentActivities
     from activities.records import RecordActivities
     from domain import search_attributes as sa
@@ -66,7 +67,14 @@ with workflow.unsafe.imports_passed_through():
     from domain.contract import canonical_json, rfc3339, sha256_hex
     from domain.deadlines import next_wake, reminder_data, take_due_reminders
     from domain.display import format_money, one_line, party, relative
-    from domain.dispute import DISPUTE_DECIDED, DisputeResult, FileDispute, NewDispute
+    from domain.dispute import (
+        DISPUTE_DECIDED,
+        DisputeResult,
+        EvidenceItem,
+        FileDispute,
+        NewDispute,
+        Split,
+    )
     from domain.errors import Refusal, refuse
     from domain.money import MoneyError, ReleaseSplit, check_split, split_release
     from domain.payments import (
@@ -79,6 +87,7 @@ with workflow.unsafe.imports_passed_through():
         ReleaseFunds,
         SettleFunding,
     )
+    from domain.proof import Observation, ObservePost, earned, start_tracking
     from domain.records import CampaignChange, TimelineEntry
 
 # Money must eventually move: retry rail outages for as long as it takes, but back off.
@@ -95,6 +104,9 @@ REFUND_RESUMED_AFTER_CANCELLATION = "refund-resumed-after-cancellation"
 DISPUTE_ID_FROM_CAMPAIGN = "dispute-id-from-campaign"
 FIND_UNANSWERED_FUNDING = "find-unanswered-funding"
 OWED_PAYOUTS = "owed-payouts"
+PROOF_OF_PERFORMANCE = "proof-of-performance"
+# A provider that does not answer costs one poll, never the campaign: the next poll tries again.
+METRICS_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=30))
 # A hold set before holds had sources: either kind of lifting lifts it.
 LEGACY_HOLD = "legacy"
 
@@ -106,6 +118,7 @@ class CampaignWorkflow:
         self.campaign: CampaignState = new.carried or open_campaign(new, workflow.now())
         self._history_limit = new.history_limit
         self._names = new.names  # display only (`_details`)
+        self._poll_every = new.proof_poll_every  # how often a tracked post is looked at
         self.answered = dict(new.answered)  # see workflows/repeats.py
         self._lock = asyncio.Lock()
         self._ready = False
@@ -467,56 +480,68 @@ class CampaignWorkflow:
     async def file_dispute(self, req: FileDispute) -> dict[str, Any]:
         async with self._lock:
             side, items = self._check_file_dispute(req)
-            state, now = self.campaign, workflow.now()
-            if workflow.patched(DISPUTE_ID_FROM_CAMPAIGN):
-                # From business data, so a reset or replay names the same dispute (and the
-                # settlement keys derived from it) the same way.
-                state.disputes_filed += 1
-                dispute_id = f"dsp_{state.id.removeprefix('cmp_')}_{state.disputes_filed}"
-            else:
-                dispute_id = "dsp_" + workflow.uuid4().hex[:16]
-            for item in items:
-                _freeze(item, now)
-            new = NewDispute(
-                id=dispute_id,
-                campaign_id=state.id,
-                campaign_title=state.title,
-                currency=state.currency,
-                brand_id=state.brand_id,
-                creator_id=state.creator_id,
-                agency_id=state.agency_id,
-                agency_represents=state.agency_represents,
-                claimant_id=req.actor_id,
-                claimant_side=side,
-                reason=req.reason,
-                statement=req.statement,
-                deliverables=[item.index for item in items],
-                disputed_amount=sum(item.amount for item in items),
-                claim=req.claim,
-                terms=state.terms,
-                history_limit=self._history_limit,
-            )
-            handle = await workflow.start_child_workflow(
-                DisputeWorkflow.run,
-                new,
-                id=f"dispute-{dispute_id}",
-                # The dispute outlives its parent's run (a terminated or continued campaign
-                # must not take the case with it); campaigns started before keep TERMINATE.
-                parent_close_policy=ParentClosePolicy.ABANDON
-                if workflow.patched(DISPUTE_ABANDONED_ON_CLOSE)
-                else ParentClosePolicy.TERMINATE,
-                static_summary=f"Dispute over “{state.title}”: {new.disputed_amount} "
-                f"{state.currency}, filed by the {side} ({req.reason})",
-            )
-            state.dispute_id = dispute_id
-            self._disputes.append(asyncio.create_task(self._settle_when_decided(handle)))
-            await self._changed(
-                "campaign.disputed",
-                req.actor_id,
-                {"dispute_id": dispute_id, "deliverables": new.deliverables},
-                notify=[],  # the dispute itself tells everyone
-            )
+            dispute_id = await self._open_dispute(req, side, items)
         return {**self.acknowledged(), "dispute_id": dispute_id}
+
+    async def _open_dispute(
+        self,
+        req: FileDispute,
+        side: str,
+        items: list[Deliverable],
+        evidence: list[EvidenceItem] | None = None,
+    ) -> str:
+        """Freezes the disputed deliverables and starts the dispute child (SPEC §4)."""
+        state, now = self.campaign, workflow.now()
+        if workflow.patched(DISPUTE_ID_FROM_CAMPAIGN):
+            # From business data, so a reset or replay names the same dispute (and the
+            # settlement keys derived from it) the same way.
+            state.disputes_filed += 1
+            dispute_id = f"dsp_{state.id.removeprefix('cmp_')}_{state.disputes_filed}"
+        else:
+            dispute_id = "dsp_" + workflow.uuid4().hex[:16]
+        for item in items:
+            _freeze(item, now)
+        new = NewDispute(
+            id=dispute_id,
+            campaign_id=state.id,
+            campaign_title=state.title,
+            currency=state.currency,
+            brand_id=state.brand_id,
+            creator_id=state.creator_id,
+            agency_id=state.agency_id,
+            agency_represents=state.agency_represents,
+            claimant_id=req.actor_id,
+            claimant_side=side,
+            reason=req.reason,
+            statement=req.statement,
+            deliverables=[item.index for item in items],
+            disputed_amount=sum(item.amount for item in items),
+            claim=req.claim,
+            terms=state.terms,
+            evidence=evidence or [],
+            history_limit=self._history_limit,
+        )
+        handle = await workflow.start_child_workflow(
+            DisputeWorkflow.run,
+            new,
+            id=f"dispute-{dispute_id}",
+            # The dispute outlives its parent's run (a terminated or continued campaign
+            # must not take the case with it); campaigns started before keep TERMINATE.
+            parent_close_policy=ParentClosePolicy.ABANDON
+            if workflow.patched(DISPUTE_ABANDONED_ON_CLOSE)
+            else ParentClosePolicy.TERMINATE,
+            static_summary=f"Dispute over “{state.title}”: {new.disputed_amount} "
+            f"{state.currency}, filed by the {side} ({req.reason})",
+        )
+        state.dispute_id = dispute_id
+        self._disputes.append(asyncio.create_task(self._settle_when_decided(handle)))
+        await self._changed(
+            "campaign.disputed",
+            req.actor_id,
+            {"dispute_id": dispute_id, "deliverables": new.deliverables},
+            notify=[],  # the dispute itself tells everyone
+        )
+        return dispute_id
 
     @file_dispute.validator
     def _check_file_dispute(self, req: FileDispute) -> tuple[str, list[Deliverable]]:
@@ -643,6 +668,178 @@ class CampaignWorkflow:
             {**data, "indexes": [item.index for item in items]},
             notify=state.parties(),
         )
+
+    # --- proof of performance (issue #15): approval starts tracking, the proof releases -------
+
+    @workflow.update
+    async def report_metrics(self, req: Observation) -> dict[str, Any]:
+        """An integration's snapshot, stored by the API (the figures of the contracted metrics,
+        reachable, the snapshot's id and sha256): taken in as a provider's poll is."""
+        async with self._lock:
+            item = self._check_report_metrics(req)
+            await self._observed(item, req)
+        return self.acknowledged()
+
+    @report_metrics.validator
+    def _check_report_metrics(self, req: Observation) -> Deliverable:
+        item = self.campaign.deliverable(req.index, DeliverableStatus.APPROVED)
+        if item.tracking is None or item.tracking.release is not None:
+            raise refuse(Refusal.INVALID_STATE, f"deliverable {req.index} is not being tracked")
+        return item
+
+    def _proof_wake(self) -> datetime | None:
+        """The next poll, objective window, cure window or release of a tracked deliverable
+        (none for campaigns without proof terms, so their timers are as they were)."""
+        state = self.campaign
+        if state.frozen:
+            return None
+        times = []
+        for item in state.deliverables:
+            tracking = item.tracking
+            if (
+                tracking is None
+                or item.status != DeliverableStatus.APPROVED
+                or item.paused_remaining is not None
+                or item.payout_blocked
+            ):
+                continue
+            # A cure window that ran out waits for the open dispute to end: not a wake-up.
+            if tracking.cure_by and state.dispute_id and tracking.cure_by <= workflow.now():
+                continue
+            if (wake := tracking.next_wake(item.clears_at)) is not None:
+                times.append(wake)
+        return min(times, default=None)
+
+    async def _track(self, item: Deliverable) -> None:
+        """One step of a tracked deliverable: look at the post when a poll, a window or the
+        release is due; close objective windows; then cure, dispute or release."""
+        state, tracking, now = self.campaign, item.tracking, workflow.now()
+        if tracking.release is None:
+            decide_at = tracking.decide_at(item.clears_at)
+            due = [p for p in tracking.progress if not p.evaluated and p.due_at <= now]
+            cure_over = tracking.cure_by is not None and tracking.cure_by <= now
+            if tracking.next_poll_at <= now or due or decide_at <= now or cure_over:
+                await self._poll(item)
+            for objective in tracking.evaluate_due(now):
+                await self._changed(
+                    "deliverable.objective_evaluated",
+                    None,
+                    {
+                        "index": item.index,
+                        "metric": objective.metric.value,
+                        "achieved": objective.achieved,
+                        "target": objective.target,
+                        "met": objective.achieved >= objective.target,
+                    },
+                    notify=state.parties(),
+                )
+            if tracking.down_since is not None:
+                if tracking.cure_by <= now and state.dispute_id is None:
+                    await self._dispute_takedown(item)
+                return  # paused: restored, the release waits for its time again
+            if tracking.decide_at(item.clears_at) > now:
+                return
+            tracking.release, tracking.refund = earned(item.amount, item.proof, tracking.achieved())
+        await self._release_on_proof(item)
+
+    async def _poll(self, item: Deliverable) -> None:
+        tracking, now = item.tracking, workflow.now()
+        tracking.next_poll_at = now + tracking.poll_every
+        tracking.polls += 1
+        try:
+            seen = await workflow.execute_activity_method(
+                MetricsActivities.observe_post,
+                ObservePost(
+                    campaign_id=self.campaign.id,
+                    index=item.index,
+                    url=item.submissions[-1].url,
+                    metrics=[o.metric for o in item.objectives or []],
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=METRICS_RETRY,
+            )
+        except ActivityError:
+            return  # no look this time; the figures stay as last seen
+        await self._observed(item, seen)
+
+    async def _observed(self, item: Deliverable, seen: Observation) -> None:
+        """Keeps the latest figures and digest; records only what matters (a takedown, a
+        restore, a target met, a quarter of a target passed), so the timeline and the
+        history stay bounded however long tracking runs."""
+        tracking = item.tracking
+        events = tracking.observe(seen, workflow.now(), item.proof.cure_window)
+        base = {"index": item.index, "snapshot_id": seen.snapshot_id, "sha256": seen.sha256}
+        if "taken_down" in events:
+            await self._changed(
+                "deliverable.taken_down",
+                None,
+                {**base, "cure_by": rfc3339(tracking.cure_by)},
+                notify=self.campaign.parties(),
+            )
+        if "restored" in events:
+            await self._changed("deliverable.restored", None, base, notify=self.campaign.parties())
+        if any(e.startswith(("target_met", "progress")) for e in events):
+            figures = {m.value: v for m, v in tracking.figures.items()}
+            met = [e.split(":")[1] for e in events if e.startswith("target_met")]
+            await self._changed(
+                "deliverable.progress",
+                None,
+                {**base, "figures": figures, "targets_met": met},
+                notify=self.campaign.parties() if met else [],
+            )
+
+    async def _release_on_proof(self, item: Deliverable) -> None:
+        """What the payout rule earned goes to the creator side (fee and commission taken),
+        the rest back to the brand: each its own leg, through the usual release and refund."""
+        state, tracking = self.campaign, item.tracking
+        data: dict[str, Any] = {"index": item.index, "refund_to_brand": tracking.refund}
+        data["achieved"] = {m.value: v for m, v in tracking.achieved().items()}
+        if tracking.release:
+            split = await self._pay_release(item, tracking.release)
+            if split is None:
+                return  # payout blocked: the retry sends it, then the refund
+            data.update(asdict(split))
+        if tracking.refund:
+            await self._refund_brand(f"{state.id}:refund:{item.index}", tracking.refund)
+        if tracking.release:
+            item.status = DeliverableStatus.RELEASED
+            await self._changed("deliverable.released", None, data, notify=state.parties())
+        else:
+            item.status = DeliverableStatus.REFUNDED
+            data["amount"] = tracking.refund
+            await self._changed("deliverable.refunded", None, data, notify=state.parties())
+
+    async def _dispute_takedown(self, item: Deliverable) -> None:
+        """Not restored within the cure window: the platform files a dispute for the brand
+        over this deliverable, with the post's snapshots (ids and digests) as evidence."""
+        state, tracking = self.campaign, item.tracking
+        found = await workflow.execute_activity_method(
+            MetricsActivities.takedown_evidence,
+            ObservePost(campaign_id=state.id, index=item.index, url=item.submissions[-1].url),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=1)),
+        )
+        tracking.takedown_disputed = True
+        tracking.down_since = tracking.cure_by = None
+        evidence = EvidenceItem(
+            id=f"ev_takedown_{item.index}",
+            kind="text",
+            submitted_by="platform",
+            at=workflow.now(),
+            description=found.description,
+            sha256=found.sha256,
+        )
+        latest = ", ".join(f"{ref.id}:{ref.sha256[:12]}" for ref in found.snapshots[-10:])
+        filing = FileDispute(
+            actor_id=state.brand_id,
+            reason="post taken down",
+            deliverables=[item.index],
+            claim=Split(release_to_creator=0, refund_to_brand=item.amount),
+            statement=f"Filed by Parley: the post of deliverable {item.index} stopped answering "
+            f"during its live period and was not restored within the cure window. "
+            f"Latest snapshots (id:sha256): {latest or 'none'}.",
+        )
+        await self._open_dispute(filing, "brand", [item], evidence=[evidence])
 
     # --- payment-rail and admin ----------------------------------------------------------------
 
@@ -881,7 +1078,9 @@ class CampaignWorkflow:
     # --- timers --------------------------------------------------------------------------------
 
     def _next_wake(self):
-        return next_wake(self.campaign.deadlines(), self.campaign.reminders_sent)
+        wake = next_wake(self.campaign.deadlines(), self.campaign.reminders_sent)
+        times = [t for t in (wake, self._proof_wake()) if t is not None]
+        return min(times, default=None)
 
     def _time_to_continue_as_new(self, limit: int) -> bool:
         """A long history hands the whole state to a new run, once nothing is in flight:
@@ -949,6 +1148,9 @@ class CampaignWorkflow:
                 await self._changed(
                     "deliverable.auto_approved", None, {"index": item.index}, notify=state.parties()
                 )
+            elif item.status == DeliverableStatus.APPROVED and item.tracking is not None:
+                if not state.frozen and not item.payout_blocked:
+                    await self._track(item)
             elif item.status == DeliverableStatus.APPROVED and item.clears_at <= now:
                 if not state.frozen and not item.payout_blocked:
                     await self._release(item)
@@ -1013,11 +1215,29 @@ class CampaignWorkflow:
         item.review_due_at = None
         # Until it clears, a dispute may still be filed over it (SPEC §3.4).
         item.clears_at = now + self.campaign.terms.clearing_period
+        # Under proof terms approval starts tracking; the release waits for the proof.
+        proof = item.proof
+        if proof is not None and workflow.patched(PROOF_OF_PERFORMANCE):
+            submitted_at = item.submissions[-1].submitted_at
+            item.tracking = start_tracking(proof, submitted_at, now, self._poll_every)
 
     async def _release(self, item: Deliverable) -> None:
+        split = await self._pay_release(item, item.amount)
+        if split is None:
+            return
+        item.status = DeliverableStatus.RELEASED
+        await self._changed(
+            "deliverable.released",
+            None,
+            {"index": item.index, **asdict(split)},
+            notify=self.campaign.parties(),
+        )
+
+    async def _pay_release(self, item: Deliverable, gross: int) -> ReleaseSplit | None:
+        """A deliverable's release leg; None when the rail refused it for good."""
         key = f"{self.campaign.id}:release:{item.index}"
         try:
-            split = await self._pay_creator(key, item.amount, attempt=item.payout_attempt)
+            return await self._pay_creator(key, gross, attempt=item.payout_attempt)
         except ActivityError as err:
             if _error_type(err) != RAIL_REFUSED:
                 raise
@@ -1029,14 +1249,7 @@ class CampaignWorkflow:
                 {"index": item.index, "reason": item.payout_blocked},
                 notify=self.campaign.parties(),
             )
-            return
-        item.status = DeliverableStatus.RELEASED
-        await self._changed(
-            "deliverable.released",
-            None,
-            {"index": item.index, **asdict(split)},
-            notify=self.campaign.parties(),
-        )
+            return None
 
     async def _refund(self, item: Deliverable, actor: str | None) -> None:
         await self._refund_brand(f"{self.campaign.id}:refund:{item.index}", item.amount)
@@ -1291,9 +1504,30 @@ class CampaignWorkflow:
             f"| {d.index} | {one_line(d.title, 120)} | {money(d.amount)} | `{d.status.value}` |"
             for d in state.deliverables
         ]
+        lines += _proof_lines(state.deliverables)
         if state.frozen:
             lines += ["", f"**Frozen:** {state.frozen_reason or 'funding charge disputed'}"]
         return "\n".join(lines)
+
+
+def _proof_lines(items: list[Deliverable]) -> list[str]:
+    """Objective progress of the deliverables being tracked, for the UI's details (at most
+    ten lines: the `state` query has everything)."""
+    tracked = [d for d in items if d.tracking and d.status == DeliverableStatus.APPROVED]
+    lines = []
+    for item in tracked[:10]:
+        tracking = item.tracking
+        goals = ", ".join(
+            f"{p.metric.value} {p.achieved:,}/{p.target:,}{' ✓' if p.achieved >= p.target else ''}"
+            for p in tracking.progress
+        )
+        state = (
+            f"post down, cure by {rfc3339(tracking.cure_by)}"
+            if tracking.cure_by
+            else f"decides {rfc3339(tracking.decide_at(item.clears_at))}"
+        )
+        lines.append(f"**Proof #{item.index}:** {goals or 'live period only'} · {state}")
+    return ["", *lines] if lines else []
 
 
 def _pause_timer(item: Deliverable, now) -> None:

@@ -107,6 +107,7 @@ class DisputeWorkflow:
             terms=new.terms,
             filed_at=now,
             deadline=now + new.terms.response_window,
+            evidence=list(new.evidence),
         )
         self.answered = dict(new.answered)  # see workflows/repeats.py
         self._lock = asyncio.Lock()

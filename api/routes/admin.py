@@ -1,24 +1,26 @@
-"""Operator actions (admin token): restoring a campaign the engine ended; reconciliation."""
+"""Operator actions (admin token): restoring a campaign the engine ended; reconciliation;
+integration keys for metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import select
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
-from api.auth import AdminPrincipal
+from api.auth import AdminPrincipal, hash_api_key, new_integration_key
 from api.deps import SessionDep, SettingsDep, TemporalDep
 from api.errors import ProblemError
 from api.routes.campaigns import workflow_id
 from api.temporal import query_state
-from db.models import CampaignRecord, ReconciliationReport, as_utc
+from db.models import CampaignRecord, IntegrationKey, ReconciliationReport, as_utc, utcnow
 from domain.contract import rfc3339
 from domain.dispute import DisputeResult
 from workflows.campaign import CampaignWorkflow
@@ -157,3 +159,71 @@ async def reconcile_now(
         raise ProblemError(503, "reconciliation_running", "The sweep is still running") from None
     report = await session.get(ReconciliationReport, summary.report_id)
     return ReconciliationReportView.of(report)
+
+
+# --- integration keys (issue #15): who may post metric snapshots -------------------------
+
+integrations = APIRouter(prefix="/v1/integrations", tags=["admin"])
+
+
+class IntegrationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+
+
+class Integration(BaseModel):
+    id: str
+    name: str
+    created_at: str
+    revoked_at: str | None = None
+
+    @classmethod
+    def of(cls, key: IntegrationKey) -> Integration:
+        return cls(
+            id=key.id,
+            name=key.label,
+            created_at=rfc3339(as_utc(key.created_at)),
+            revoked_at=rfc3339(as_utc(key.revoked_at)) if key.revoked_at else None,
+        )
+
+
+class IntegrationCreated(Integration):
+    api_key: str  # shown once; only its digest is stored
+
+
+@integrations.post("", status_code=201, response_model=IntegrationCreated, name="create")
+async def create_integration(
+    body: IntegrationCreate, _: AdminPrincipal, response: Response, session: SessionDep
+) -> IntegrationCreated:
+    """Issues an integration key (`Authorization: Bearer pik_…` on
+    `POST /v1/campaigns/{id}/deliverables/{n}/metrics`), shown once."""
+    api_key = new_integration_key()
+    key = IntegrationKey(
+        id="int_" + secrets.token_hex(8), key_hash=hash_api_key(api_key), label=body.name
+    )
+    session.add(key)
+    await session.commit()
+    response.headers["Location"] = f"/v1/integrations/{key.id}"
+    return IntegrationCreated(**Integration.of(key).model_dump(), api_key=api_key)
+
+
+@integrations.get("/{integration_id}", response_model=Integration, name="get")
+async def get_integration(integration_id: str, _: AdminPrincipal, session: SessionDep):
+    key = await session.get(IntegrationKey, integration_id)
+    if key is None:
+        raise ProblemError(404, "not_found", "No such integration")
+    return Integration.of(key)
+
+
+@integrations.post("/{integration_id}/revoke", response_model=Integration, name="revoke")
+async def revoke_integration(integration_id: str, _: AdminPrincipal, session: SessionDep):
+    """Its key is refused from now on (401); revoking twice keeps the first time."""
+    key = await session.get(IntegrationKey, integration_id)
+    if key is None:
+        raise ProblemError(404, "not_found", "No such integration")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(key)
+        await session.commit()
+    return Integration.of(key)

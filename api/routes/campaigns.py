@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
@@ -32,6 +32,7 @@ from domain.campaign import (
     CampaignCreate,
     CampaignStatus,
     DeliverableAction,
+    DeliverableSpec,
     FundRequest,
     NewCampaign,
     RequestChanges,
@@ -165,8 +166,23 @@ async def create_campaign(
             session, body.creator_id, body.agency_id
         ):
             raise ProblemError(403, "forbidden", "the creator has not authorised this agency")
+    # SPEC §9 puts `cure_window` among the terms; it is pinned on each deliverable that must
+    # stay live (domain/proof.py), so contracts without proof terms hash as before.
+    given = {**settings.default_terms, **body.terms}
+    cure_window = given.pop("cure_window", None)
     try:
-        terms = Terms.model_validate({**settings.default_terms, **body.terms})
+        deliverables = [
+            DeliverableSpec.model_validate(
+                {**d.model_dump(), "cure_window": d.cure_window or cure_window}
+            )
+            if cure_window and d.live_for
+            else d
+            for d in body.deliverables
+        ]
+    except ValidationError as err:
+        raise _validation_problem(err, "terms.cure_window") from None
+    try:
+        terms = Terms.model_validate(given)
     except ValidationError as err:
         raise _validation_problem(err, "terms") from None
     try:
@@ -179,9 +195,10 @@ async def create_campaign(
             title=body.title,
             brief=body.brief,
             currency=body.currency,
-            deliverables=body.deliverables,
+            deliverables=deliverables,
             terms=terms,
             created_by=principal.id,
+            proof_poll_every=timedelta(seconds=settings.metrics_poll_seconds),
             names=await _party_names(session, brand_id, body.creator_id, body.agency_id),
         )
     except ValidationError as err:

@@ -356,6 +356,20 @@ MATRIX: list[Row] = [
         on_dispute(("mediator",), refused=REFUSED, **dict.fromkeys(MEMBERS, FORBIDDEN)),
         lambda w, r: {**SPLIT, "rationale": "r"},
     ),
+    # --- integrations (issue #15): the admin issues keys; only a key posts snapshots ---------
+    Row("POST", "/v1/integrations", only_admin(), lambda w, r: {"name": "analytics"}),
+    Row("GET", "/v1/integrations/{integration_id}", everyone(FORBIDDEN, admin=NOT_FOUND)),
+    Row(
+        "POST",
+        "/v1/integrations/{integration_id}/revoke",
+        everyone(FORBIDDEN, admin=NOT_FOUND),
+    ),
+    Row(
+        "POST",
+        "/v1/campaigns/{campaign_id}/deliverables/{n}/metrics",
+        everyone(UNAUTHORIZED),  # a party's key or the admin token is not an integration key
+        lambda w, r: {"metrics": {"views": 1}},
+    ),
     # --- notifications: one's own ----------------------------------------------------------
     Row("GET", "/v1/notifications", everyone(OK, admin=FORBIDDEN)),
     Row(
@@ -477,6 +491,7 @@ def url_of(row: Row, w: World) -> str:
         offer_id="off_unknown",
         message_id=w.message_id,
         review_id=1,
+        integration_id="int_unknown",
         n=0,
     )
 

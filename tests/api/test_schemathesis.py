@@ -244,6 +244,7 @@ async def build_world(api, make_party) -> World:
         "offer_id": offer_id,
         "message_id": message["id"],
         "review_id": 1,  # none yet (the campaign is not complete): answers 404
+        "integration_id": "int_unknown",  # none issued here: the admin hears 404
         "agency_id": agency.id,
         "n": 0,
     }
