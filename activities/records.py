@@ -11,8 +11,10 @@ import secrets
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import SQLModel, select
 from temporalio import activity
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -43,6 +45,10 @@ class RecordActivities:
         self.sessionmaker = sessionmaker
         self.email = bool(settings.smtp_url)
 
+    # Reads first, writes last and few: SQLite holds its one write lock from a transaction's
+    # first write to its commit, so a write lock held across many round trips (each waiting
+    # for a busy event loop) stalls every other writer (issue #13).
+
     @activity.defn(name=RECORD_CAMPAIGN_CHANGE)
     async def record_campaign_change(self, change: CampaignChange) -> None:
         async with self.sessionmaker() as session:
@@ -55,18 +61,20 @@ class RecordActivities:
                 agency_id=change.agency_id,
                 created_at=change.event.at,
             )
-            event_key, outbound = await self._write_event(
+            event, notifications, outbound = await self._event_rows(
                 session, change.campaign_id, change.campaign_id, None, change, change.status
             )
             # The resource as the API serves it: the workflow's snapshot with every
-            # submission's notes and metrics, which live on the timeline (just written).
-            snapshot = await with_submissions(session, change.snapshot)
+            # submission's notes and metrics, which live on the timeline (this event too).
+            snapshot = await with_submissions(session, change.snapshot, event)
             change = change.model_copy(update={"snapshot": snapshot})
+            await _insert_new(session, [event])
+            await _insert_new(session, notifications)
             if _apply_if_newer(session, record, change, status=change.status):
                 await _record_reviews(session, change)
             await session.commit()
         if outbound:
-            await self._hand_off(event_key)
+            await self._hand_off(event.source, event.seq)
 
     @activity.defn(name=RECORD_DISPUTE_CHANGE)
     async def record_dispute_change(self, change: DisputeChange) -> None:
@@ -84,6 +92,14 @@ class RecordActivities:
             # the workflow's snapshot with its evidence texts, which live in the database.
             snapshot = await with_evidence_text(session, change.snapshot)
             change = change.model_copy(update={"snapshot": snapshot})
+            event, notifications, outbound = await self._event_rows(
+                session,
+                change.campaign_id,
+                change.dispute_id,
+                change.dispute_id,
+                change,
+                change.stage,
+            )
             _apply_if_newer(
                 session,
                 record,
@@ -92,37 +108,27 @@ class RecordActivities:
                 mediator_id=change.mediator_id,
                 mediated=record.mediated or change.stage in MEDIATED,
             )
-            event_key, outbound = await self._write_event(
-                session,
-                change.campaign_id,
-                change.dispute_id,
-                change.dispute_id,
-                change,
-                change.stage,
-            )
+            await _insert_new(session, [event])
+            await _insert_new(session, notifications)
             await session.commit()
         if outbound:
-            await self._hand_off(event_key)
+            await self._hand_off(event.source, event.seq)
 
-    async def _write_event(
+    async def _event_rows(
         self, session, campaign_id, source, dispute_id, change, status: str
-    ) -> tuple[str, bool]:
-        """The timeline entry and one inbox notification per recipient, each written once,
-        with the outbound channels that apply to each recipient marked pending; and whether
-        any channel applies (the same answer on a retry, whose rows already exist)."""
+    ) -> tuple[TimelineEvent, list[Notification], bool]:
+        """The timeline entry and one inbox notification per recipient, with the outbound
+        channels that apply to each recipient marked pending; and whether any channel applies
+        (the same answer on a retry, whose rows already exist and are left as they are)."""
         event = change.event
-        event_key = f"{source}:{event.seq}"
-        await _insert_once(
-            session,
-            TimelineEvent(
-                campaign_id=campaign_id,
-                source=source,
-                seq=event.seq,
-                at=event.at,
-                kind=event.kind,
-                actor=event.actor,
-                data=event.data,
-            ),
+        timeline = TimelineEvent(
+            campaign_id=campaign_id,
+            source=source,
+            seq=event.seq,
+            at=event.at,
+            kind=event.kind,
+            actor=event.actor,
+            data=event.data,
         )
         recipients = list(change.notify)
         if change.notify_roles:
@@ -131,15 +137,15 @@ class RecordActivities:
         query = select(Party.id, Party.webhook_url).where(Party.id.in_(recipients))
         webhook_urls = dict((await session.exec(query)).all())  # of known parties
         outbound = False
+        notifications = []
         for party_id in recipients:
             email = party_id in webhook_urls and self.email
             webhook = bool(webhook_urls.get(party_id))
             outbound = outbound or email or webhook
-            await _insert_once(
-                session,
+            notifications.append(
                 Notification(
                     id="ntf_" + secrets.token_hex(8),
-                    event_key=event_key,
+                    event_key=f"{source}:{event.seq}",
                     party_id=party_id,
                     campaign_id=campaign_id,
                     dispute_id=dispute_id,
@@ -149,11 +155,11 @@ class RecordActivities:
                     created_at=event.at,
                     email_state=PENDING if email else None,
                     webhook_state=PENDING if webhook else None,
-                ),
+                )
             )
-        return event_key, outbound
+        return timeline, notifications, outbound
 
-    async def _hand_off(self, event_key: str) -> None:
+    async def _hand_off(self, source: str, seq: int) -> None:
         """Starts the event's delivery workflow: an email or webhook waits to go out.
 
         A workflow of its own rather than an activity of the campaign's or dispute's: it adds
@@ -161,6 +167,7 @@ class RecordActivities:
         down never holds up their deadlines or settlement. The id makes it once per event: a
         retried record finds it started (or finished: duplicates are rejected).
         """
+        event_key = f"{source}:{seq}"
         try:
             await activity.client().start_workflow(
                 DELIVER_WORKFLOW,
@@ -173,21 +180,33 @@ class RecordActivities:
             pass
 
 
-async def with_submissions(session, campaign: dict[str, Any]) -> dict[str, Any]:
-    """Every submission of every deliverable, from the campaign's timeline: the workflow
-    keeps only the latest one's URL and digest. Submissions recorded before the content moved
-    out of the workflow still carry it in the state and stay as they are."""
+async def with_submissions(
+    session, campaign: dict[str, Any], pending: TimelineEvent | None = None
+) -> dict[str, Any]:
+    """Every submission of every deliverable, from the campaign's timeline (and `pending`,
+    the entry about to be written): the workflow keeps only the latest one's URL and digest.
+    Submissions recorded before the content moved out of the workflow still carry it in the
+    state and stay as they are."""
+    kinds = ("deliverable.submitted", "deliverable.changes_requested")
     query = (
-        select(TimelineEvent.kind, TimelineEvent.data)
+        select(TimelineEvent.seq, TimelineEvent.kind, TimelineEvent.data)
         .where(
             TimelineEvent.campaign_id == campaign["id"],
             TimelineEvent.source == campaign["id"],
-            TimelineEvent.kind.in_(("deliverable.submitted", "deliverable.changes_requested")),
+            TimelineEvent.kind.in_(kinds),
         )
         .order_by(TimelineEvent.seq)
     )
+    entries = list((await session.exec(query)).all())
+    if (
+        pending is not None
+        and pending.source == campaign["id"]
+        and pending.kind in kinds
+        and all(seq != pending.seq for seq, _, _ in entries)
+    ):
+        entries.append((pending.seq, pending.kind, pending.data))
     recorded: dict[int, list[dict[str, Any]]] = {}
-    for kind, data in (await session.exec(query)).all():
+    for _, kind, data in sorted(entries, key=lambda entry: entry[0]):
         submissions = recorded.setdefault(data["index"], [])
         if kind == "deliverable.submitted" and "submission" in data:
             submissions.append({**data["submission"], "change_request": None})
@@ -273,3 +292,19 @@ async def _insert_once(session, row) -> None:
             session.add(row)
     except IntegrityError:
         pass
+
+
+async def _insert_new(session, rows: list[SQLModel]) -> None:
+    """All of `rows` in one statement; those already written by an earlier attempt (a unique
+    key taken) are skipped, as `INSERT … ON CONFLICT DO NOTHING` does on both databases."""
+    if not rows:
+        return
+    table = type(rows[0]).__table__
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    values = [row.model_dump(exclude_none=False) for row in rows]
+    for value in values:
+        for column in table.primary_key.columns:
+            if value.get(column.name) is None:
+                value.pop(column.name, None)  # the database numbers it
+    await session.exec(insert(table).values(values).on_conflict_do_nothing())

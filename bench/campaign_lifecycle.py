@@ -142,9 +142,12 @@ async def serve(app) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def embedded_stack(worker: bool = True, **overrides: Any) -> AsyncIterator[Stack]:
+async def embedded_stack(
+    worker: bool = True, database_url: str | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
     """`worker=False`: no worker in this process (the caller runs its own, e.g. as a process
-    it can kill); `overrides`: Settings fields (e.g. the stripe rail)."""
+    it can kill); `database_url`: an empty database to use instead of a new SQLite file (it is
+    migrated here); `overrides`: Settings fields (e.g. the stripe rail)."""
     admin_token = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="parley-bench-") as tmp:
         env = await WorkflowEnvironment.start_local(
@@ -156,7 +159,7 @@ async def embedded_stack(worker: bool = True, **overrides: Any) -> AsyncIterator
             dev_server_log_level="error",
         )
         try:
-            url = f"sqlite:///{Path(tmp) / 'parley.db'}"
+            url = database_url or f"sqlite:///{Path(tmp) / 'parley.db'}"
             await asyncio.to_thread(upgrade, url)
             settings = Settings(
                 data_dir=Path(tmp) / "data",

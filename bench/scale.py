@@ -157,9 +157,10 @@ async def scale(args) -> int:
     banner("bench.scale")
     print(
         f"{args.campaigns} campaigns · {args.clients} clients · burst of {args.spread} s, "
-        f"{args.lead} s after the last one opens · {args.workers} worker process(es)"
+        f"{args.lead} s after the last one opens · {args.workers} worker process(es) · "
+        f"{'PostgreSQL' if (args.database_url or '').startswith('postgres') else 'SQLite'}"
     )
-    async with embedded_stack(worker=False) as stack:
+    async with embedded_stack(worker=False, database_url=args.database_url) as stack:
         log = Path(stack.settings.data_dir).parent / "workers.log"
         workers = [WorkerProcess(stack, log) for _ in range(args.workers)]
         for worker in workers:
@@ -226,6 +227,11 @@ def main() -> None:
     )
     parser.add_argument("--patience", type=int, default=600, help="seconds after the burst")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--database-url",
+        help="an empty database for Parley's tables (e.g. PostgreSQL, as deployed); "
+        "default: a new SQLite file",
+    )
     sys.exit(asyncio.run(scale(parser.parse_args())))
 
 

@@ -45,7 +45,9 @@ from domain.dispute import (
     Split,
 )
 from domain.parties import Role
+from domain.proof import Metric, Objective, PayoutRule
 from tests.conftest import ADMIN_TOKEN, AS_THE_API, TEMPORAL_BIN, TEST_SERVER_BIN
+from tests.metrics_service import running_metrics_service
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
@@ -273,6 +275,37 @@ async def continued_campaign(client, task_queue: str) -> dict[str, str]:
     return {"campaign_continued_first_run": runs[0], "campaign_continued_last_run": runs[-1]}
 
 
+async def proof_campaign(env, task_queue: str, metrics) -> str:
+    """A tracked deliverable (issue #15): hourly looks at a metrics service, a views
+    objective frozen at its window, a takedown restored within the cure window, then the
+    pro-rata release and the refund of the rest."""
+    url = metrics.publish("recorded", views=5_000)
+    new = new_campaign(amounts=(10_000,))
+    spec = new.deliverables[0].model_copy(
+        update={
+            "live_for": timedelta(days=3),
+            "objectives": [Objective(metric=Metric.VIEWS, target=10_000, within=timedelta(days=2))],
+            "payout_rule": PayoutRule(kind="pro_rata", floor_bps=3_000),
+            "cure_window": timedelta(days=1),
+        }
+    )
+    new = new.model_copy(update={"deliverables": [spec], "proof_poll_every": timedelta(hours=6)})
+    handle = await accepted(env.client, task_queue, new)
+    await handle.execute_update(CampaignWorkflow.fund, FundRequest(actor_id=BRAND))
+    await handle.execute_update(
+        CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=0, url=url)
+    )
+    await handle.execute_update(
+        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
+    )
+    await env.sleep(timedelta(days=1))
+    metrics.take_down("recorded")
+    await env.sleep(timedelta(hours=12))
+    metrics.restore("recorded")
+    await handle.result()  # released on proof, then the review period ends it
+    return (await handle.fetch_history()).to_json()
+
+
 def _commit() -> str:
     return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
@@ -289,6 +322,11 @@ def _write(histories: dict[str, str], commit: str) -> None:
 
 
 async def main() -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        await _record(stack)
+
+
+async def _record(stack: contextlib.AsyncExitStack) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/parley.db"
         upgrade(url)
@@ -304,8 +342,17 @@ async def main() -> None:
                 search_attributes={k.name: k.indexed_value_type for k in search_attributes.ALL},
             )
         )
+        metrics = await stack.enter_async_context(running_metrics_service())
         settings = Settings(
-            data_dir=Path(tmp), database_url=url, task_queue="record", admin_token=ADMIN_TOKEN
+            data_dir=Path(tmp),
+            database_url=url,
+            task_queue="record",
+            admin_token=ADMIN_TOKEN,
+            # Tracked posts are read from the local metrics service (loopback, plain http).
+            metrics_provider="http",
+            metrics_service_url=metrics.metrics_url,
+            webhook_allow_http=True,
+            webhook_allow_private=True,
         )
         async with build_worker(env.client, settings, make_sessionmaker(engine)):
             histories = {
@@ -316,6 +363,7 @@ async def main() -> None:
                     env.client, "record", make_sessionmaker(engine)
                 ),
                 **await continued_campaign(env.client, "record"),
+                "campaign_proof_of_performance": await proof_campaign(env, "record", metrics),
             }
         await env.shutdown()
         # The time-skipping server never tells a parent its child was terminated: the dev
