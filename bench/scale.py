@@ -60,25 +60,34 @@ def temporal_server_pid(port: str) -> int | None:
 
 
 async def create_all(stack: Stack, args, burst_at: datetime) -> tuple[list[str], float, int]:
-    """The campaigns, created by `args.clients` clients; each one's acceptance window ends
-    at its slot in the burst. Answers the ids, the creation rate and how many could not be
-    given their slot (created too late for it: their window is 60 s instead)."""
+    """The campaigns, created by `args.clients` clients. `args.deadlines` of them, spread
+    evenly through the creation order, get an acceptance window that ends at their slot in
+    the burst; the others a week's window, so they stay open and idle throughout. Answers
+    the ids of those in the burst, the creation rate and how many could not be given their
+    slot (created too late for it: their window is 60 s instead)."""
     made = await create_parties(stack, {"brand": {}, "creator": {"stripe_account": "acct_scale"}})
     creator_id = made["creator"]["id"]
+    due = min(args.deadlines or args.campaigns, args.campaigns)
+    every = args.campaigns / due
+    in_burst = {int(k * every): k for k in range(due)}  # creation order → burst order
     ids: list[str] = []
+    created = 0
     late = 0
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(args.campaigns):
         queue.put_nowait(n)
 
     async def client_loop(brand: httpx.AsyncClient) -> None:
-        nonlocal late
+        nonlocal late, created
         while not queue.empty():
             n = queue.get_nowait()
-            slot = burst_at + timedelta(seconds=args.spread * n / args.campaigns)
-            window = int((slot - datetime.now(UTC)).total_seconds())
-            if window < 60:
-                late, window = late + 1, 60
+            if n in in_burst:
+                slot = burst_at + timedelta(seconds=args.spread * in_burst[n] / due)
+                window = int((slot - datetime.now(UTC)).total_seconds())
+                if window < 60:
+                    late, window = late + 1, 60
+            else:
+                window = 7 * 24 * 3600
             body = {
                 "title": f"Scale {n}",
                 "creator_id": creator_id,
@@ -95,14 +104,16 @@ async def create_all(stack: Stack, args, burst_at: datetime) -> tuple[list[str],
                 await asyncio.sleep(float(response.headers.get("retry-after", "1")))
             if response.status_code != 201:
                 raise BenchError(f"create {n}: {response.status_code} {response.text[:300]}")
-            ids.append(response.json()["id"])
-            if len(ids) % 500 == 0:
-                print(f"  {len(ids)} open", flush=True)
+            created += 1
+            if n in in_burst:
+                ids.append(response.json()["id"])
+            if created % 500 == 0:
+                print(f"  {created} open", flush=True)
 
     started = time.perf_counter()
     async with party_client(stack, made["brand"], args.clients) as brand:
         await asyncio.gather(*(client_loop(brand) for _ in range(args.clients)))
-    return ids, len(ids) / (time.perf_counter() - started), late
+    return ids, created / (time.perf_counter() - started), late
 
 
 def fired(db_url: str, ids: list[str]) -> tuple[dict[str, float], int]:
@@ -112,12 +123,13 @@ def fired(db_url: str, ids: list[str]) -> tuple[dict[str, float], int]:
     with Session(engine) as session:
         deadlines = {
             r.id: datetime.fromisoformat(r.snapshot["accept_by"].replace("Z", "+00:00"))
-            for r in session.exec(select(CampaignRecord)).all()
+            for r in session.exec(select(CampaignRecord).where(CampaignRecord.id.in_(ids))).all()
             if r.snapshot.get("accept_by")
         }
         events = session.exec(
             select(TimelineEvent).where(
-                TimelineEvent.kind.in_(("campaign.expired", "reminder.acceptance"))
+                TimelineEvent.kind.in_(("campaign.expired", "reminder.acceptance")),
+                TimelineEvent.campaign_id.in_(ids),
             )
         ).all()
     engine.dispose()
@@ -180,8 +192,8 @@ async def scale(args) -> int:
                 "API + clients": rss_mib(os.getpid()),
             }
             print(
-                f"created {len(ids)} in {len(ids) / rate:.0f} s: {rate:.1f} campaigns/s "
-                f"({late} too late for their slot)"
+                f"created {args.campaigns} in {args.campaigns / rate:.0f} s: "
+                f"{rate:.1f} campaigns/s ({late} too late for their slot)"
             )
             print("RSS with all open: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items()))
             stop = asyncio.Event()
@@ -220,6 +232,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--campaigns", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8, help="concurrent API clients")
+    parser.add_argument(
+        "--deadlines", type=int, default=0, help="how many fall in the burst (default: all)"
+    )
     parser.add_argument("--spread", type=int, default=60, help="seconds the burst lasts")
     parser.add_argument("--lead", type=int, default=60, help="seconds from open to burst")
     parser.add_argument(

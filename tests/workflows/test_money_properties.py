@@ -37,7 +37,7 @@ from domain.reconciliation import Booked, Leg, book_findings, campaign_findings
 from tests.api.test_stripe_webhooks import dispute_event, signed
 from tests.conftest import serve
 from tests.workflows.test_campaign import accept_and_fund, new_campaign, start
-from tests.workflows.test_campaign_properties import AMOUNTS, _apply, _check, step
+from tests.workflows.test_campaign_properties import AMOUNTS, _apply, _check, step, view_of
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
 
@@ -273,7 +273,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def money_adds_up(self) -> None:
         world = self.world
-        view = world.run(self.campaign.query(CampaignWorkflow.state))
+        view = world.run(view_of(self.campaign))
         _check(view)
         legs, book = world.run(_ledger_and_book(world.sessionmaker, self.new.id))
         assert book_findings(legs, book) == [], (legs, book)
@@ -291,7 +291,7 @@ class MoneyMachine(RuleBasedStateMachine):
         for event in list(self.undelivered):
             while world.run(world.post_event(event)) != 200:
                 pass  # Stripe retries until answered
-        view = world.run(self.campaign.query(CampaignWorkflow.state))
+        view = world.run(view_of(self.campaign))
         for source in view["holds"]:
             if source.startswith("card:"):
                 self._send(
@@ -303,7 +303,7 @@ class MoneyMachine(RuleBasedStateMachine):
             world.run(_apply_money(world, self.campaign, "freeze", False))
         world.run(_apply_money(world, self.campaign, "retry_payouts", None))
         world.run(world.env.sleep(timedelta(days=60)))
-        view = world.run(self.campaign.query(CampaignWorkflow.state))
+        view = world.run(view_of(self.campaign))
         _check(view)
         assert view["status"] != CampaignStatus.FROZEN, view
         assert view["owed_payouts"] == [], view
