@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-import pytest
 
 from tests.conftest import free_port
 from tests.test_worker_crash import worker_process
@@ -29,16 +28,11 @@ async def scrape_until(url: str, wanted: str, timeout: float = 60) -> str:
             await asyncio.sleep(0.2)
 
 
-# With an OTLP endpoint too, the worker runs with tracing on (api.observability: the
-# replay-safe provider, the interceptor, the sandbox passthrough); nothing listens there, and
-# the worker must poll regardless.
-@pytest.mark.parametrize("tracing", [False, True], ids=["plain", "otlp"])
-async def test_worker_serves_sdk_metrics_on_its_own_port(temporal_env, settings, tracing):
+async def test_worker_serves_sdk_metrics_on_its_own_port(temporal_env, settings):
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     target = temporal_env.client.service_client.config.target_host
     port = free_port()
-    otlp = {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"} if tracing else {}
-    worker = worker_process(settings, target, PARLEY_WORKER_METRICS_PORT=str(port), **otlp)
+    worker = worker_process(settings, target, PARLEY_WORKER_METRICS_PORT=str(port))
     try:
         text = await scrape_until(
             f"http://127.0.0.1:{port}/metrics", "temporal_worker_task_slots_available"
