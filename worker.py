@@ -10,6 +10,7 @@ import asyncio
 import compileall
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import tempfile
@@ -156,7 +157,16 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    asyncio.run(run(get_settings()))
+    settings = get_settings()
+    asyncio.run(run(settings))
+    if settings.worker_metrics_port is not None:
+        # Shut down cleanly above (activities drained, database closed). The SDK runtime
+        # serving Prometheus can abort while the interpreter tears it down (exit −6 seen in
+        # tests), so the process leaves without that teardown, its output flushed first.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 if __name__ == "__main__":
