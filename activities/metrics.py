@@ -20,13 +20,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.notifications import resolve
-from db.models import EvidenceText, MetricSnapshot, as_utc
+from db.models import MetricSnapshot, as_utc, store_evidence_text
 from domain.contract import canonical_json, rfc3339, sha256_hex
 from domain.proof import (
     MAX_EVIDENCE_SNAPSHOTS,
@@ -217,13 +216,7 @@ class MetricsActivities:
             text = f"Snapshots of {req.url} (latest {len(rows)}, oldest first):\n" + "\n".join(
                 lines
             )
-            digest = sha256_hex(text.encode())
-            if await session.get(EvidenceText, digest) is None:
-                try:
-                    async with session.begin_nested():
-                        session.add(EvidenceText(sha256=digest, text=text))
-                except IntegrityError:
-                    pass  # stored by an earlier attempt
+            digest = await store_evidence_text(session, text)
             await session.commit()
         return TakedownEvidence(
             sha256=digest,

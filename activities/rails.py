@@ -178,13 +178,14 @@ class SandboxRail:
         # The campaign's keys start with its id, its disputes' with `dsp_<id>_`; a refund
         # names the charge it returns.
         key = col(SandboxMovement.idempotency_key)
-        ours = or_(
+        ours = [
             key.startswith(f"{campaign_id}:"),
             key.startswith(f"dsp_{campaign_id.removeprefix('cmp_')}_"),
-            col(SandboxMovement.counterparty) == (charge_reference or "-"),
-        )
+        ]
+        if charge_reference:
+            ours.append(col(SandboxMovement.counterparty) == charge_reference)
         async with self.sessionmaker() as session:
-            rows = (await session.exec(select(SandboxMovement).where(ours))).all()
+            rows = (await session.exec(select(SandboxMovement).where(or_(*ours)))).all()
         return [Booked(m.idempotency_key, m.kind, m.amount) for m in rows]
 
     async def _booked(self, key: str, kind: str) -> str | None:

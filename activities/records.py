@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, select
 from temporalio import activity
 from temporalio.common import WorkflowIDReusePolicy
@@ -263,9 +262,9 @@ def _apply_if_newer(session, record, change, **fields) -> bool:
 
 async def _record_reviews(session, change: CampaignChange) -> None:
     """Reviews written once each; visible as the newest change says (double-blind)."""
-    for review in change.reviews:
-        await _insert_once(
-            session,
+    await _insert_new(
+        session,
+        [
             ReviewRecord(
                 campaign_id=change.campaign_id,
                 side=review.side,
@@ -275,23 +274,16 @@ async def _record_reviews(session, change: CampaignChange) -> None:
                 rating=review.rating,
                 comment=review.comment,
                 created_at=review.at,
-            ),
-        )
+            )
+            for review in change.reviews
+        ],
+    )
     if change.reviews:
         await session.exec(
             update(ReviewRecord)
             .where(ReviewRecord.campaign_id == change.campaign_id)
             .values(visible=change.reviews_visible)
         )
-
-
-async def _insert_once(session, row) -> None:
-    """Insert in a savepoint; a duplicate from an earlier attempt is already there."""
-    try:
-        async with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        pass
 
 
 async def _insert_new(session, rows: list[SQLModel]) -> None:

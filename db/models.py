@@ -15,8 +15,10 @@ from sqlalchemy import (
     UniqueConstraint,
     or_,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
+from domain.contract import sha256_hex
 from domain.parties import Role
 
 
@@ -291,6 +293,19 @@ class EvidenceText(SQLModel, table=True):
     sha256: str = Field(primary_key=True, max_length=64)
     text: str = Field(sa_type=Text)
     created_at: datetime = _ts()
+
+
+async def store_evidence_text(session, text: str) -> str:
+    """Stores `text` once under its sha256 (a concurrent or earlier writer may have stored
+    it first) and answers the digest; the caller commits."""
+    digest = sha256_hex(text.encode())
+    if await session.get(EvidenceText, digest) is None:
+        try:
+            async with session.begin_nested():
+                session.add(EvidenceText(sha256=digest, text=text))
+        except IntegrityError:
+            pass
+    return digest
 
 
 class ReconciliationReport(SQLModel, table=True):

@@ -164,6 +164,15 @@ def settings(tmp_path, database_url, task_queue) -> Settings:
 
 
 @pytest.fixture
+async def metrics_service():
+    """The proof-of-performance tests' metrics service (tests/metrics_service.py)."""
+    from tests.metrics_service import running_metrics_service
+
+    async with running_metrics_service() as service:
+        yield service
+
+
+@pytest.fixture
 async def worker(temporal_env, settings, sessionmaker):
     async with build_worker(temporal_env.client, settings, sessionmaker):
         yield

@@ -81,6 +81,20 @@ class MetricsService:
         return Response(status_code=204)
 
 
+def reading_from(settings, service: MetricsService, **more):
+    """`settings` for a worker that reads the service's counts (the `http` provider) and may
+    reach it (loopback, plain http)."""
+    return settings.model_copy(
+        update={
+            "metrics_provider": "http",
+            "metrics_service_url": service.metrics_url,
+            "webhook_allow_http": True,
+            "webhook_allow_private": True,
+            **more,
+        }
+    )
+
+
 @asynccontextmanager
 async def running_metrics_service() -> AsyncIterator[MetricsService]:
     from tests.conftest import serve

@@ -208,20 +208,22 @@ async def create_integration(
     return IntegrationCreated(**Integration.of(key).model_dump(), api_key=api_key)
 
 
-@integrations.get("/{integration_id}", response_model=Integration, name="get")
-async def get_integration(integration_id: str, _: AdminPrincipal, session: SessionDep):
+async def _integration(session, integration_id: str) -> IntegrationKey:
     key = await session.get(IntegrationKey, integration_id)
     if key is None:
         raise ProblemError(404, "not_found", "No such integration")
-    return Integration.of(key)
+    return key
+
+
+@integrations.get("/{integration_id}", response_model=Integration, name="get")
+async def get_integration(integration_id: str, _: AdminPrincipal, session: SessionDep):
+    return Integration.of(await _integration(session, integration_id))
 
 
 @integrations.post("/{integration_id}/revoke", response_model=Integration, name="revoke")
 async def revoke_integration(integration_id: str, _: AdminPrincipal, session: SessionDep):
     """Its key is refused from now on (401); revoking twice keeps the first time."""
-    key = await session.get(IntegrationKey, integration_id)
-    if key is None:
-        raise ProblemError(404, "not_found", "No such integration")
+    key = await _integration(session, integration_id)
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         session.add(key)

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.auth import CurrentParty, CurrentPrincipal, Principal
@@ -39,11 +38,11 @@ from api.views import campaign_view, dispute_context, dispute_view
 from config import Settings
 from db.models import (
     DisputeRecord,
-    EvidenceText,
     Message,
     Party,
     TimelineEvent,
     involving,
+    store_evidence_text,
     utcnow,
 )
 from domain.contract import canonical_json, sha256_hex
@@ -511,13 +510,7 @@ def _too_large(settings: Settings) -> str:
 async def _store_text(session, text: str) -> str:
     """Content-addressed, as files are: the workflow gets only the digest (issue #11), and
     identical texts are stored once. Written before the Update, so every read finds it."""
-    digest = sha256_hex(text.encode())
-    if await session.get(EvidenceText, digest) is None:
-        try:
-            async with session.begin_nested():
-                session.add(EvidenceText(sha256=digest, text=text))
-        except IntegrityError:
-            pass  # a concurrent request stored the same text
+    digest = await store_evidence_text(session, text)
     await session.commit()
     return digest
 

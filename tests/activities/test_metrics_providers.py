@@ -11,60 +11,49 @@ from activities.metrics import POST_NOT_CHECKABLE, HttpProvider, LinkProvider, M
 from db.models import MetricSnapshot
 from domain.contract import canonical_json, rfc3339, sha256_hex
 from domain.proof import Metric, ObservePost
-from tests.metrics_service import running_metrics_service
+from tests.metrics_service import reading_from
 
 
 @pytest.fixture
-async def service():
-    async with running_metrics_service() as service:
-        yield service
+def local(settings, metrics_service):
+    return reading_from(settings, metrics_service)
 
 
-@pytest.fixture
-def local(settings, service):
-    return settings.model_copy(
-        update={
-            "metrics_provider": "http",
-            "metrics_service_url": service.metrics_url,
-            "webhook_allow_http": True,
-            "webhook_allow_private": True,
-        }
-    )
-
-
-async def test_the_link_provider_sees_a_takedown_and_a_restore(local, service):
-    url = service.publish("p", views=3)
+async def test_the_link_provider_sees_a_takedown_and_a_restore(local, metrics_service):
+    url = metrics_service.publish("p", views=3)
     link = LinkProvider(local)
     assert (await link.look(url, [])).reachable
-    service.take_down("p")
+    metrics_service.take_down("p")
     assert not (await link.look(url, [])).reachable
-    service.restore("p")
+    metrics_service.restore("p")
     assert (await link.look(url, [])).reachable
 
 
-async def test_the_link_provider_never_calls_a_private_address_in_production(settings, service):
-    url = service.publish("p")
+async def test_the_link_provider_never_calls_a_private_address_in_production(
+    settings, metrics_service
+):
+    url = metrics_service.publish("p")
     with pytest.raises(ApplicationError) as refused:
         await LinkProvider(settings).look(url, [])  # http on loopback: refused
     assert refused.value.type == POST_NOT_CHECKABLE and refused.value.non_retryable
 
 
-async def test_the_http_provider_reads_counts_and_sees_a_takedown(local, service):
-    url = service.publish("p", views=1_200, likes=7)
+async def test_the_http_provider_reads_counts_and_sees_a_takedown(local, metrics_service):
+    url = metrics_service.publish("p", views=1_200, likes=7)
     http = HttpProvider(local)
     look = await http.look(url, [Metric.VIEWS])
     assert look.reachable and look.counts == {"views": 1_200, "likes": 7}
-    service.take_down("p")
+    metrics_service.take_down("p")
     assert not (await http.look(url, [])).reachable
-    service.fail("p")  # the service's own outage is no takedown: it raises, and is retried
+    metrics_service.fail("p")  # the service's own outage is no takedown: it raises, and is retried
     with pytest.raises(httpx.HTTPStatusError):
         await http.look(url, [])
 
 
 async def test_a_look_is_stored_with_the_sha256_of_its_canonical_payload(
-    local, service, sessionmaker
+    local, metrics_service, sessionmaker
 ):
-    url = service.publish("p", views=5, reach=10**9)
+    url = metrics_service.publish("p", views=5, reach=10**9)
     seen = await MetricsActivities(local, sessionmaker).observe_post(
         ObservePost(campaign_id="cmp_x", index=2, url=url, metrics=[Metric.VIEWS])
     )

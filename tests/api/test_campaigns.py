@@ -63,16 +63,22 @@ async def until(client, campaign_id: str, predicate, timeout: float = 30) -> dic
         await asyncio.sleep(0.1)
 
 
-async def create_and_fund(brand, creator, **kw) -> dict:
-    created = await ok(
-        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id, **kw)), 201
-    )
-    cid = created["id"]
+async def create_and_accept(brand, creator, body: dict | None = None, **kw) -> dict:
+    """A campaign created by the brand (`body`, or `campaign_body` with `kw`) and accepted by
+    the creator: it waits for funding. Answers it as created."""
+    body = body or campaign_body(creator.id, **kw)
+    created = await ok(await brand.client.post("/v1/campaigns", json=body), 201)
     await ok(
         await creator.client.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
+            f"/v1/campaigns/{created['id']}/accept",
+            json={"contract_hash": created["contract_hash"]},
         )
     )
+    return created
+
+
+async def create_and_fund(brand, creator, **kw) -> dict:
+    cid = (await create_and_accept(brand, creator, **kw))["id"]
     return await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
 
 
@@ -279,15 +285,7 @@ async def test_the_largest_budget_is_funded_and_booked(api, trio, sessionmaker):
 
 async def test_declined_card_is_402_and_status_unchanged(api, trio):
     brand, creator, _ = trio
-    created = await ok(
-        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
-    )
-    cid = created["id"]
-    await ok(
-        await creator.client.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
-        )
-    )
+    cid = (await create_and_accept(brand, creator))["id"]
     declined = await brand.client.post(
         f"/v1/campaigns/{cid}/fund", json={"payment_method": "pm_card_visa_chargeDeclined"}
     )

@@ -11,29 +11,15 @@ import pytest
 from sqlmodel import func, select
 
 from db.models import MetricSnapshot
-from tests.api.test_campaigns import campaign_body, ok, until
+from tests.api.test_campaigns import campaign_body, create_and_accept, ok, until
 from tests.api.test_parties import assert_problem
-from tests.metrics_service import running_metrics_service
-
-
-@pytest.fixture
-async def metrics_service():
-    async with running_metrics_service() as service:
-        yield service
+from tests.metrics_service import reading_from
 
 
 @pytest.fixture
 def settings(settings, metrics_service):
     """The worker reads counts from the test's service every second (loopback, plain http)."""
-    return settings.model_copy(
-        update={
-            "metrics_provider": "http",
-            "metrics_service_url": metrics_service.metrics_url,
-            "metrics_poll_seconds": 1,
-            "webhook_allow_http": True,
-            "webhook_allow_private": True,
-        }
-    )
+    return reading_from(settings, metrics_service, metrics_poll_seconds=1)
 
 
 def views(target: int, within: str = "PT3S") -> list[dict]:
@@ -45,13 +31,7 @@ async def tracked(brand, creator, url: str, amount: int = 10_000, terms=None, **
     `metrics` body) and approved: tracking has started. Its id."""
     body = campaign_body(creator.id, amounts=(amount,), **(terms or {}))
     body["deliverables"][0].update(proof)
-    created = await ok(await brand.client.post("/v1/campaigns", json=body), 201)
-    cid = created["id"]
-    await ok(
-        await creator.client.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
-        )
-    )
+    cid = (await create_and_accept(brand, creator, body))["id"]
     await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))
     # The creator's own word: a billion views. It never feeds the proof.
     work = {"url": url, "notes": "live", "metrics": {"views": 10**9, "likes": 10**9}}

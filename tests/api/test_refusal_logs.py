@@ -13,7 +13,7 @@ import logging
 
 import pytest
 
-from tests.api.test_campaigns import campaign_body, ok
+from tests.api.test_campaigns import create_and_accept, ok
 from tests.api.test_parties import assert_problem
 
 DECLINED_CARD = "pm_card_visa_chargeDeclined"
@@ -26,15 +26,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
 
 async def test_a_declined_card_and_a_wrong_state_log_one_line_each(api, trio, caplog):
     brand, creator, _ = trio
-    created = await ok(
-        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
-    )
-    cid = created["id"]
-    await ok(
-        await creator.client.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
-        )
-    )
+    cid = (await create_and_accept(brand, creator))["id"]
     caplog.set_level(logging.INFO)  # what `make dev` and worker.py log
 
     caplog.clear()

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from api.main import create_app
 from api.observability import install_tracing, traced
-from tests.api.test_campaigns import campaign_body, ok
+from tests.api.test_campaigns import create_and_accept, ok
 from tests.conftest import ADMIN_TOKEN, Api, serve
 from worker import build_worker
 
@@ -73,15 +73,7 @@ def ancestry(span: ReadableSpan, by_id: dict[int, ReadableSpan]) -> list[str]:
 async def test_fund_request_update_and_charge_share_one_trace(api, make_party, spans):
     brand = await make_party("brand")
     creator = await make_party("creator", stripe_account="acct_creator1")
-    created = await ok(
-        await brand.client.post("/v1/campaigns", json=campaign_body(creator.id)), 201
-    )
-    cid = created["id"]
-    await ok(
-        await creator.client.post(
-            f"/v1/campaigns/{cid}/accept", json={"contract_hash": created["contract_hash"]}
-        )
-    )
+    cid = (await create_and_accept(brand, creator))["id"]
     spans.clear()
 
     funded = await ok(await brand.client.post(f"/v1/campaigns/{cid}/fund", json={}))

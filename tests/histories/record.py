@@ -47,7 +47,7 @@ from domain.dispute import (
 from domain.parties import Role
 from domain.proof import Metric, Objective, PayoutRule
 from tests.conftest import ADMIN_TOKEN, AS_THE_API, TEMPORAL_BIN, TEST_SERVER_BIN
-from tests.metrics_service import running_metrics_service
+from tests.metrics_service import reading_from, running_metrics_service
 from tests.workflows.test_campaign import BRAND, CREATOR, new_campaign
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
@@ -343,16 +343,12 @@ async def _record(stack: contextlib.AsyncExitStack) -> None:
             )
         )
         metrics = await stack.enter_async_context(running_metrics_service())
-        settings = Settings(
-            data_dir=Path(tmp),
-            database_url=url,
-            task_queue="record",
-            admin_token=ADMIN_TOKEN,
-            # Tracked posts are read from the local metrics service (loopback, plain http).
-            metrics_provider="http",
-            metrics_service_url=metrics.metrics_url,
-            webhook_allow_http=True,
-            webhook_allow_private=True,
+        # Tracked posts are read from the local metrics service.
+        settings = reading_from(
+            Settings(
+                data_dir=Path(tmp), database_url=url, task_queue="record", admin_token=ADMIN_TOKEN
+            ),
+            metrics,
         )
         async with build_worker(env.client, settings, make_sessionmaker(engine)):
             histories = {

@@ -45,21 +45,8 @@ step = st.one_of(
 )
 
 
-async def view_of(campaign) -> dict:
-    """The campaign's state. A query the time-skipping server handed to a worker that has
-    since stopped is never answered (the real server re-dispatches it); it is asked again."""
-    for attempt in range(3):
-        try:
-            return await campaign.query(CampaignWorkflow.state, rpc_timeout=timedelta(seconds=20))
-        except RPCError as err:
-            lost = err.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED)
-            if not lost or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
 async def _apply(env, campaign, action: str, arg) -> None:
-    view = await view_of(campaign)
+    view = await campaign.query(CampaignWorkflow.state)
     dispute = (
         env.client.get_workflow_handle(f"dispute-{view['dispute_id']}")
         if view["dispute_id"]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Coroutine
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from typing import Any
 
@@ -28,7 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlmodel import col, or_, select
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.rails import SANDBOX_BLOCKED_ACCOUNT_PREFIX, RailRefused, SandboxRail
@@ -39,7 +38,7 @@ from domain.reconciliation import Booked, Leg, book_findings, campaign_findings
 from tests.api.test_stripe_webhooks import dispute_event, signed
 from tests.conftest import serve
 from tests.workflows.test_campaign import accept_and_fund, new_campaign, start
-from tests.workflows.test_campaign_properties import AMOUNTS, _apply, _check, step, view_of
+from tests.workflows.test_campaign_properties import AMOUNTS, _apply, _check, step
 from worker import build_worker
 from workflows.campaign import CampaignWorkflow
 
@@ -119,32 +118,9 @@ class World:
         self.loop, self.env, self.settings = loop, env, settings
         self.sessionmaker, self.task_queue, self.api_url = sessionmaker, task_queue, api_url
         self.rail = DroppingRail(sessionmaker)
-        self.workers = AsyncExitStack()
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(STEP_TIMEOUT)
-
-    async def start_worker(self) -> None:
-        # No workflow cache, so no sticky queue: the time-skipping server does not hand a
-        # stopped worker's sticky tasks to the next worker (queries would wait out their
-        # timeout). Every workflow task is then a replay from history — the restart's point.
-        # Its own connection, as a worker process has (two workers cannot share one).
-        config = self.env.client.config()
-        client = await Client.connect(
-            config["service_client"].config.target_host,
-            namespace=config["namespace"],
-            data_converter=config["data_converter"],
-            interceptors=config["interceptors"],
-        )
-        worker = build_worker(
-            client,
-            self.settings,
-            self.sessionmaker,
-            self.task_queue,
-            rail=self.rail,
-            max_cached_workflows=0,
-        )
-        await self.workers.enter_async_context(worker)
 
     async def post_event(self, event: dict) -> int:
         payload, headers = signed(event)
@@ -250,7 +226,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def money_adds_up(self) -> None:
         world = self.world
-        view = world.run(view_of(self.campaign))
+        view = world.run(self.campaign.query(CampaignWorkflow.state))
         _check(view)
         legs, book = world.run(_ledger_and_book(world.sessionmaker, self.new.id))
         assert book_findings(legs, book) == [], (legs, book)
@@ -268,7 +244,7 @@ class MoneyMachine(RuleBasedStateMachine):
         for event in list(self.undelivered):
             while world.run(world.post_event(event)) != 200:
                 pass  # Stripe retries until answered
-        view = world.run(view_of(self.campaign))
+        view = world.run(self.campaign.query(CampaignWorkflow.state))
         for source in view["holds"]:
             if source.startswith("card:"):
                 self._send(
@@ -280,7 +256,7 @@ class MoneyMachine(RuleBasedStateMachine):
             world.run(_apply_money(world, self.campaign, "freeze", False))
         world.run(_apply_money(world, self.campaign, "retry_payouts", None))
         world.run(world.env.sleep(timedelta(days=60)))
-        view = world.run(view_of(self.campaign))
+        view = world.run(self.campaign.query(CampaignWorkflow.state))
         _check(view)
         assert view["status"] != CampaignStatus.FROZEN, view
         assert view["owed_payouts"] == [], view
@@ -290,23 +266,20 @@ class MoneyMachine(RuleBasedStateMachine):
         assert book_findings(legs, book) == []
 
 
-async def test_money_moves_once_whatever_the_rail_the_events_and_deploys_do(
+async def test_money_moves_once_whatever_the_rail_and_the_events_do(
     time_env, settings, sessionmaker, task_queue
 ):
     async for api_url in serve(create_app(settings, temporal=time_env.client)):
         world = World(
             asyncio.get_running_loop(), time_env, settings, sessionmaker, task_queue, api_url
         )
-        await world.start_worker()
         MoneyMachine.world = world
-        try:
+        async with build_worker(
+            time_env.client, settings, sessionmaker, task_queue, rail=world.rail
+        ):
             await asyncio.to_thread(
-                run_state_machine_as_test,
-                MoneyMachine,
-                settings=settings_for_machine,
+                run_state_machine_as_test, MoneyMachine, settings=settings_for_machine
             )
-        finally:
-            await world.workers.aclose()
 
 
 settings_for_machine = settings(

@@ -11,7 +11,7 @@ from temporalio.api.enums.v1 import EventType
 
 from domain.campaign import HISTORY_LIMIT, DeliverableAction, SubmitDeliverable
 from domain.proof import Metric, Objective, PayoutRule
-from tests.metrics_service import running_metrics_service
+from tests.metrics_service import reading_from
 from tests.workflows.test_campaign import (
     BRAND,
     CREATOR,
@@ -28,28 +28,29 @@ MAX_EVENTS, MAX_BYTES = 10_000, 10 * 1024 * 1024
 
 
 @pytest.fixture
-async def metrics_service():
-    async with running_metrics_service() as service:
-        yield service
-
-
-@pytest.fixture
 def settings(settings, metrics_service):
     """The worker reads counts from the test's metrics service (loopback, plain http)."""
-    return settings.model_copy(
-        update={
-            "metrics_provider": "http",
-            "metrics_service_url": metrics_service.metrics_url,
-            "webhook_allow_http": True,
-            "webhook_allow_private": True,
-        }
-    )
+    return reading_from(settings, metrics_service)
 
 
 def proof_campaign(amount: int = 10_000, **proof):
     new = new_campaign(amounts=(amount,))
     spec = new.deliverables[0].model_copy(update=proof)
     return new.model_copy(update={"deliverables": [spec], "proof_poll_every": timedelta(hours=1)})
+
+
+async def approved(env, task_queue, new, url: str):
+    """The campaign started, accepted, funded, its one deliverable (`url`) submitted and
+    approved: tracking has begun."""
+    campaign = await start(env, task_queue, new)
+    await accept_and_fund(campaign)
+    await campaign.execute_update(
+        CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=0, url=url)
+    )
+    await campaign.execute_update(
+        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
+    )
+    return campaign
 
 
 async def runs_of(env, handle) -> list[tuple[int, int]]:
@@ -77,14 +78,7 @@ async def test_a_month_of_hourly_polls_releases_the_exact_pro_rata_amount(
         objectives=[Objective(metric=Metric.VIEWS, target=10_000, within=14 * DAY)],
         payout_rule=PayoutRule(kind="pro_rata", floor_bps=3_000),
     )
-    campaign = await start(env, task_queue, new)
-    await accept_and_fund(campaign)
-    await campaign.execute_update(
-        CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=0, url=url)
-    )
-    await campaign.execute_update(
-        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
-    )
+    campaign = await approved(env, task_queue, new, url)
     approved_at = (await state(campaign))["deliverables"][0]["approved_at"]
 
     # A day at a time: one sleep call per day of polls, each well inside its RPC's timeout.
@@ -136,14 +130,7 @@ async def test_a_takedown_pauses_the_release_and_a_restore_within_the_cure_windo
 ):
     url = metrics_service.publish("story", views=100)
     new = proof_campaign(live_for=10 * DAY, cure_window=3 * DAY)
-    campaign = await start(env, task_queue, new)
-    await accept_and_fund(campaign)
-    await campaign.execute_update(
-        CampaignWorkflow.submit, SubmitDeliverable(actor_id=CREATOR, index=0, url=url)
-    )
-    await campaign.execute_update(
-        CampaignWorkflow.approve, DeliverableAction(actor_id=BRAND, index=0)
-    )
+    campaign = await approved(env, task_queue, new, url)
     await env.sleep(2 * DAY)
     metrics_service.take_down("story")
     await env.sleep(DAY)
