@@ -65,6 +65,7 @@ def build_worker(
     sessionmaker,
     task_queue: str | None = None,
     rail=None,
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     cache_workflow_bytecode()
     # Whoever made the client, the worker's refusals go out as one sentence (no traceback).
@@ -90,6 +91,7 @@ def build_worker(
             ),
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
+        max_cached_workflows=max_cached_workflows,
         # The tracing interceptor (api.observability.traced) opens spans from workflow code:
         # OpenTelemetry's global state must be the process's, not a sandboxed copy.
         workflow_runner=SandboxedWorkflowRunner(

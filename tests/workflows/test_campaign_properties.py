@@ -4,7 +4,10 @@ stranded, and the workflow keeps answering."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,6 +49,11 @@ step = st.one_of(
 
 
 async def _apply(env, campaign, action: str, arg) -> None:
+    await (await prepare(env, campaign, action, arg))
+
+
+async def prepare(env, campaign, action: str, arg) -> Awaitable[None]:
+    """The action, ready to go: what it needs from the workflow (the dispute) asked first."""
     view = await campaign.query(CampaignWorkflow.state)
     dispute = (
         env.client.get_workflow_handle(f"dispute-{view['dispute_id']}")
@@ -90,12 +98,15 @@ async def _apply(env, campaign, action: str, arg) -> None:
         ),
     }
     if action == "wait":
-        await env.sleep(timedelta(days=arg))
-        return
+        return env.sleep(timedelta(days=arg))
     if action in ("withdraw", "concede") and dispute is None:
-        return
+        return asyncio.sleep(0)
+    return refusals_change_nothing(updates[action]())
+
+
+async def refusals_change_nothing(update: Awaitable[Any]) -> None:
     try:
-        await updates[action]()
+        await update
     except WorkflowUpdateFailedError:
         pass  # refused: wrong state, wrong side — refusals change nothing
     except RPCError as err:
