@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     metrics_timeout_seconds: float = 10.0
     worker_max_concurrent_activities: int = 100
     worker_max_concurrent_workflow_tasks: int = 100
+    # Workflows kept in memory between tasks; the others replay their histories, in a new
+    # sandbox, when woken: costly (with 1,000 open and all due at once, 250 cached made
+    # creation 2.6 times slower and deadlines 17 s late). Every cached one is also walked by
+    # Python's full garbage collection, a pause of the whole worker (1.5 s with 1,000
+    # cached): with far more open than cached, a smaller cache keeps deadlines spread over
+    # time within a second (README, "Scale and sizing").
+    worker_max_cached_workflows: int = Field(1000, ge=0)
     # The Temporal SDK's own metrics (task slots, polls, latencies) in Prometheus format at
     # http://{worker_metrics_host}:{worker_metrics_port}/metrics, served by the worker process;
     # off when unset (`make dev` sets it). Each worker on a host needs its own port.

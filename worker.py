@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import compileall
 import dataclasses
+import gc
 import logging
 import os
 import signal
@@ -65,7 +66,6 @@ def build_worker(
     sessionmaker,
     task_queue: str | None = None,
     rail=None,
-    max_cached_workflows: int = 1000,
 ) -> Worker:
     cache_workflow_bytecode()
     # Whoever made the client, the worker's refusals go out as one sentence (no traceback).
@@ -91,7 +91,7 @@ def build_worker(
             ),
         ],
         graceful_shutdown_timeout=timedelta(seconds=10),
-        max_cached_workflows=max_cached_workflows,
+        max_cached_workflows=settings.worker_max_cached_workflows,
         # The tracing interceptor (api.observability.traced) opens spans from workflow code:
         # OpenTelemetry's global state must be the process's, not a sandboxed copy.
         workflow_runner=SandboxedWorkflowRunner(
@@ -146,6 +146,10 @@ async def run(settings: Settings) -> None:
     try:
         await ensure_reconciliation_schedule(client, settings)
         async with build_worker(client, settings, make_sessionmaker(engine)):
+            # What is loaded by now (modules, the SDK, the validated workflow definitions)
+            # lives as long as the process: kept out of every full garbage collection's walk,
+            # a pause in which no workflow task runs (config.worker_max_cached_workflows).
+            gc.freeze()
             log.info("worker polling %s on %s", settings.task_queue, settings.temporal_target)
             await stop.wait()
             log.info("shutting down: finishing activities in flight")

@@ -11,7 +11,8 @@ burst of a brand launching many creators at once. Prints the creation rate, the 
 memory of the worker(s), the Temporal server and this process (API + clients) with all
 campaigns open, each deadline's lateness (the `campaign.expired` timeline entry's time
 minus `accept_by`) as p50/p90/p99/max, the fraction that fired within `--patience`
-seconds after the burst, and how the API answered a probe client meanwhile.
+seconds after the burst, and how the API answered a probe client meanwhile; then, for the
+latest 1 %, where their lateness went (`lateness_parts`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import httpx
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
+from temporalio.client import Client
 
 from bench.campaign_lifecycle import (
     BenchError,
@@ -143,6 +145,33 @@ def fired(db_url: str, ids: list[str]) -> tuple[dict[str, float], int]:
     return {cid: lateness[cid] for cid in ids if cid in lateness}, reminders
 
 
+async def lateness_parts(client: Client, campaign_id: str) -> tuple[float, float, float]:
+    """Where one expiry's lateness went, from its workflow history: the workflow task that
+    armed the timer (Temporal starts a timer when that task completes, so its duration adds
+    to the deadline), the server firing the timer after it was due, and the task the fired
+    timer scheduled waiting for a worker to start it."""
+    armed_by = fire_late = waited = 0.0
+    task_scheduled = task_started = datetime.now(UTC)
+    timers: dict[int, tuple[datetime, float]] = {}  # started event → (due, arming task's run)
+    just_fired = False
+    handle = client.get_workflow_handle(f"campaign-{campaign_id}")
+    async for event in handle.fetch_history_events():
+        at = event.event_time.ToDatetime(UTC)
+        if event.HasField("workflow_task_scheduled_event_attributes"):
+            task_scheduled = at
+        elif event.HasField("workflow_task_started_event_attributes"):
+            task_started = at
+            if just_fired:
+                waited, just_fired = (at - task_scheduled).total_seconds(), False
+        elif event.HasField("timer_started_event_attributes"):
+            timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+            timers[event.event_id] = (at + timeout, (at - task_started).total_seconds())
+        elif event.HasField("timer_fired_event_attributes"):
+            due, armed_by = timers[event.timer_fired_event_attributes.started_event_id]
+            fire_late, just_fired = (at - due).total_seconds(), True
+    return armed_by, fire_late, waited
+
+
 async def probe(stack: Stack, admin_token: str, stop: asyncio.Event) -> Counter:
     """One read a second through the API while the burst runs: its answers by status (and
     'slow' over 5 s)."""
@@ -208,6 +237,8 @@ async def scale(args) -> int:
             answers = await probing
             lateness, reminders = fired(stack.settings.db_url, ids)
             peak = {"worker(s)": sum(w.rss_mib() for w in workers)}
+            latest = sorted(lateness, key=lateness.__getitem__)[-max(1, len(lateness) // 100) :]
+            parts = [await lateness_parts(stack.client, cid) for cid in latest]
         finally:
             for worker in workers:
                 worker.stop()
@@ -222,6 +253,15 @@ async def scale(args) -> int:
             "lateness (s): "
             + " · ".join(f"p{p} {percentile(values, p):.2f}" for p in (50, 90, 99))
             + f" · max {values[-1]:.2f}"
+        )
+        print(
+            f"the latest {len(latest)} (p99 and above), mean seconds: "
+            + " · ".join(
+                f"{name} {sum(p[i] for p in parts) / len(parts):.2f}"
+                for i, name in enumerate(
+                    ("task arming the timer", "server firing it", "fired task waiting")
+                )
+            )
         )
     print(f"worker RSS after the burst: {peak['worker(s)']:.0f} MiB")
     print("API probe during the burst: " + ", ".join(f"{k}: {v}" for k, v in answers.items()))

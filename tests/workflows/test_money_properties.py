@@ -140,14 +140,8 @@ class World:
             data_converter=config["data_converter"],
             interceptors=config["interceptors"],
         )
-        worker = build_worker(
-            client,
-            self.settings,
-            self.sessionmaker,
-            self.task_queue,
-            rail=self.rail,
-            max_cached_workflows=0,
-        )
+        settings = self.settings.model_copy(update={"worker_max_cached_workflows": 0})
+        worker = build_worker(client, settings, self.sessionmaker, self.task_queue, rail=self.rail)
         await self.workers.enter_async_context(worker)
 
     async def restart_worker(self) -> None:
