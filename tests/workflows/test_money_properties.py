@@ -26,7 +26,6 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 from sqlmodel import col, or_, select
-from temporalio.client import Client
 
 from activities.rails import SANDBOX_BLOCKED_ACCOUNT_PREFIX, RailRefused, SandboxRail
 from api.main import create_app
@@ -132,16 +131,10 @@ class World:
         # No workflow cache, so no sticky queue: the time-skipping server never hands a
         # stopped worker's sticky tasks to the next worker (a query would wait forever).
         # Every workflow task is then a replay from history — what a restart tests.
-        # Its own connection, as a worker process has.
-        config = self.env.client.config()
-        client = await Client.connect(
-            config["service_client"].config.target_host,
-            namespace=config["namespace"],
-            data_converter=config["data_converter"],
-            interceptors=config["interceptors"],
-        )
         settings = self.settings.model_copy(update={"worker_max_cached_workflows": 0})
-        worker = build_worker(client, settings, self.sessionmaker, self.task_queue, rail=self.rail)
+        worker = build_worker(
+            self.env.client, settings, self.sessionmaker, self.task_queue, rail=self.rail
+        )
         await self.workers.enter_async_context(worker)
 
     async def restart_worker(self) -> None:
